@@ -1,0 +1,115 @@
+"""``hashrepro`` / ``lightning`` / ``python -m hashrepro``: one LightningCLI in subclass mode.
+
+YAML names models and data by short class names (``class_path: HashCNN``). Every run gets the
+retrieval evaluator (``evaluator:``), a checkpoint on validation mAP (``checkpoint:``) and, by
+default, an offline W&B logger grouped and tagged by dataset, model, variant and bits. After
+``fit``, the best checkpoint is tested on the query set against the database (``--test_after_fit``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+import hashrepro.data  # noqa: F401  (registers the DataModules for short class names)
+import hashrepro.models  # noqa: F401  (registers the models for short class names)
+from hashrepro.callbacks import RetrievalEvaluator
+from hashrepro.data.base import RetrievalDataModule
+from hashrepro.models.base import HashingModule
+
+WANDB_LOGGER = "lightning.pytorch.loggers.WandbLogger"
+
+
+class HashreproCLI(LightningCLI):
+    """LightningCLI with the evaluator, a validation-mAP checkpoint and W&B run grouping."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """Add the always-on callbacks and the test-after-fit switch."""
+        parser.add_lightning_class_args(RetrievalEvaluator, "evaluator")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/mAP",
+                "checkpoint.mode": "max",
+                "checkpoint.filename": "best-{epoch}",
+                "checkpoint.save_last": True,
+            }
+        )
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=True,
+            help="After fit, test the best checkpoint (selected on validation mAP).",
+        )
+
+    def before_instantiate_classes(self) -> None:
+        """Fill W&B group, tags and run name from the model and data config."""
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        logger = cfg.get("trainer", {}).get("logger")
+        loggers = logger if isinstance(logger, list) else [logger]
+        for lg in loggers:
+            if getattr(lg, "class_path", None) == WANDB_LOGGER:
+                init = lg.init_args
+                info = run_info(cfg)
+                init.group = init.group or f"{info['dataset']}-{info['bits']}bits"
+                init.tags = list(init.tags or []) + [
+                    info["dataset"],
+                    info["model"],
+                    info["variant"],
+                    f"{info['bits']}bits",
+                ]
+                init.name = init.name or (
+                    f"{info['model']}-{info['variant']}-{info['dataset']}-"
+                    f"{info['bits']}b-seed{cfg.get('seed_everything')}"
+                )
+                init.job_type = init.job_type or self.subcommand
+
+    def after_fit(self) -> None:
+        """Test the checkpoint chosen on validation mAP (never on the test queries)."""
+        if not self.config[self.subcommand].get("test_after_fit", True):
+            return
+        if self.trainer.fast_dev_run or self.trainer.checkpoint_callback is None:
+            ckpt = None
+        else:
+            ckpt = self.trainer.checkpoint_callback.best_model_path or None
+        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
+
+
+def run_info(cfg: Any) -> dict[str, Any]:
+    """Dataset, model, variant and bits of a run, from its parsed config."""
+    model, data = cfg.get("model"), cfg.get("data")
+    model_args = getattr(model, "init_args", {}) or {}
+    return {
+        "model": str(getattr(model, "class_path", "model")).rsplit(".", 1)[-1],
+        "dataset": str(getattr(data, "class_path", "data")).rsplit(".", 1)[-1],
+        "variant": model_args.get("variant", "proposed"),
+        "bits": model_args.get("num_bits", "?"),
+    }
+
+
+def main(args: list[str] | None = None) -> HashreproCLI:
+    """Run the command line; ``args=None`` reads ``sys.argv``."""
+    os.environ.setdefault("WANDB_MODE", "offline")
+    return HashreproCLI(
+        HashingModule,
+        RetrievalDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        trainer_defaults={
+            "logger": {
+                "class_path": WANDB_LOGGER,
+                "init_args": {"project": "hashrepro", "save_dir": "."},
+            },
+        },
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+        args=args,
+    )
+
+
+if __name__ == "__main__":
+    main()

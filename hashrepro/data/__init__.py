@@ -1,0 +1,30 @@
+"""Retrieval data: one DataModule layer for single-modal and cross-modal datasets."""
+
+from hashrepro.data.base import RetrievalData, RetrievalDataModule, RetrievalDataset, one_hot
+from hashrepro.data.crossmodal import (
+    IAPRTC12,
+    CrossModalFeatures,
+    DCMHFormat,
+    MIRFlickr25K,
+    NUSWIDECrossModal,
+)
+from hashrepro.data.embedded import Digits, MNIST5k, MultipleFeatures
+from hashrepro.data.images import CIFAR10, NUSWIDE, SVHN
+
+__all__ = [
+    "CIFAR10",
+    "CrossModalFeatures",
+    "DCMHFormat",
+    "Digits",
+    "IAPRTC12",
+    "MIRFlickr25K",
+    "MNIST5k",
+    "MultipleFeatures",
+    "NUSWIDE",
+    "NUSWIDECrossModal",
+    "RetrievalData",
+    "RetrievalDataModule",
+    "RetrievalDataset",
+    "SVHN",
+    "one_hot",
+]

@@ -1,0 +1,403 @@
+"""The one DataModule layer shared by single-modal and cross-modal retrieval data.
+
+A concrete dataset only says how to load its items (:meth:`RetrievalDataModule.load`) and which
+protocol it uses by default. This base draws the retrieval protocol from a seed, saves it, and
+serves dict batches:
+
+- ``image``: (B, C, H, W) float, ``text``: (B, D) float (cross-modal data only),
+- ``label``: (B, C) float multi-hot, ``index``: (B,) long item index into the whole dataset.
+
+The protocol has four index sets. ``query`` holds the test queries and ``database`` the items they
+search; ``train`` is drawn from the database by default (``train_in_database``). The validation
+queries are drawn from items that are neither query nor train (or carved out of train when nothing
+else is left), and they search the training set, so model selection never sees the test queries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+SPLITS = ("query", "database", "train", "val_query", "val_database")
+MODALITY_ABBREV = {"image": "i", "text": "t"}
+
+
+@dataclass
+class RetrievalData:
+    """Everything a dataset loads: items per modality, labels and an optional fixed partition.
+
+    Attributes:
+        sources: modality name -> indexable items (tensor, array or lazy reader) of length N.
+        labels: (N, C) float32 multi-hot labels.
+        partition: optional predefined index sets (``query``, ``database``, ``train``), for
+            datasets that ship their own split (e.g. CIFAR-10's test batch as queries).
+
+    """
+
+    sources: dict[str, Sequence[Any]]
+    labels: np.ndarray
+    partition: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.labels.ndim != 2:
+            raise ValueError(f"labels must be (N, C) multi-hot, got shape {self.labels.shape}")
+        n = len(self.labels)
+        for name, src in self.sources.items():
+            if len(src) != n:
+                raise ValueError(f"modality {name!r} has {len(src)} items but there are {n} labels")
+
+
+def one_hot(class_ids: np.ndarray, num_classes: int | None = None) -> np.ndarray:
+    """Turn (N,) integer class ids into (N, C) float32 one-hot labels."""
+    class_ids = np.asarray(class_ids).astype(np.int64).ravel()
+    c = int(class_ids.max()) + 1 if num_classes is None else num_classes
+    out = np.zeros((len(class_ids), c), dtype=np.float32)
+    out[np.arange(len(class_ids)), class_ids] = 1.0
+    return out
+
+
+def draw(
+    rng: np.random.Generator,
+    pool: np.ndarray,
+    labels: np.ndarray,
+    count: int,
+    per_class: bool,
+    role: str,
+) -> np.ndarray:
+    """Draw ``count`` distinct items from ``pool``, at random or equally per class.
+
+    Per-class drawing on multi-label data picks, class by class, items carrying that label that
+    were not picked yet.
+
+    Raises:
+        ValueError: the pool cannot meet the request; the message says what to change.
+
+    """
+    if count < 0:
+        raise ValueError(f"num_{role} must be >= 0, got {count}")
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
+    if not per_class:
+        if count > len(pool):
+            raise ValueError(
+                f"num_{role}={count} exceeds the {len(pool)} items available for it; "
+                f"lower num_{role}"
+            )
+        return np.sort(rng.choice(pool, size=count, replace=False))
+    num_classes = labels.shape[1]
+    if count % num_classes:
+        raise ValueError(
+            f"num_{role}={count} is not divisible by the {num_classes} classes with "
+            f"sampling='per_class'; use a multiple of {num_classes} or sampling='random'"
+        )
+    per = count // num_classes
+    taken = np.zeros(len(labels), dtype=bool)
+    chosen = []
+    for c in range(num_classes):
+        cand = pool[(labels[pool, c] > 0) & ~taken[pool]]
+        if len(cand) < per:
+            raise ValueError(
+                f"class {c} has only {len(cand)} items left for the {role} split but the "
+                f"protocol asks for {per} per class; lower num_{role} or use sampling='random'"
+            )
+        pick = rng.choice(cand, size=per, replace=False)
+        taken[pick] = True
+        chosen.append(pick)
+    return np.sort(np.concatenate(chosen))
+
+
+class RetrievalDataset(Dataset):
+    """Items of one split as dict samples: one entry per modality, ``label`` and ``index``."""
+
+    def __init__(
+        self,
+        data: RetrievalData,
+        indices: np.ndarray,
+        transforms: dict[str, Callable[[Any], torch.Tensor]],
+    ) -> None:
+        self.data = data
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.transforms = transforms
+        self.labels = torch.from_numpy(np.ascontiguousarray(data.labels, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        j = int(self.indices[i])
+        item: dict[str, Any] = {
+            m: self.transforms.get(m, as_float_tensor)(src[j])
+            for m, src in self.data.sources.items()
+        }
+        item["label"] = self.labels[j]
+        item["index"] = j
+        return item
+
+
+def as_float_tensor(x: Any) -> torch.Tensor:
+    """Default transform: any array-like item as a float32 tensor."""
+    return torch.as_tensor(np.asarray(x), dtype=torch.float32)
+
+
+class RetrievalDataModule(pl.LightningDataModule):
+    """Base DataModule: seeded, saved retrieval protocol and dict batches for any modalities.
+
+    Subclasses set ``name``, ``modalities`` and ``default_protocol`` and implement :meth:`load`.
+
+    Args:
+        root: directory holding the dataset files (torchvision's convention); unused by the
+            embedded datasets.
+        num_query: test queries; ``None`` takes the dataset's default protocol.
+        num_train: training items; ``None`` takes the default.
+        num_val: validation queries; ``None`` takes the default.
+        sampling: ``per_class`` draws equal counts per class, ``random`` draws uniformly.
+        train_in_database: whether training items are part of the database (the field's usual
+            protocol) or held out of it.
+        val_database: what the validation queries search: the training items (``train``, cheap)
+            or the whole database minus the validation queries (``database``).
+        seed: seed of the split. The split is saved under ``split_dir`` and reused.
+        batch_size: training batch size.
+        eval_batch_size: batch size for encoding queries and database.
+        num_workers: DataLoader workers.
+        split_dir: where split files live; ``None`` keeps splits in memory only.
+        download: let datasets that can download themselves do so (needs internet).
+
+    """
+
+    name: str = "dataset"
+    modalities: tuple[str, ...] = ("image",)
+    default_protocol: dict[str, int] = {"num_query": 100, "num_train": 500, "num_val": 50}
+
+    def __init__(
+        self,
+        root: str | None = None,
+        num_query: int | None = None,
+        num_train: int | None = None,
+        num_val: int | None = None,
+        sampling: Literal["per_class", "random"] = "per_class",
+        train_in_database: bool = True,
+        val_database: Literal["train", "database"] = "train",
+        seed: int = 0,
+        batch_size: int = 64,
+        eval_batch_size: int = 256,
+        num_workers: int = 0,
+        split_dir: str | None = "splits",
+        download: bool = False,
+    ) -> None:
+        super().__init__()
+        if sampling not in ("per_class", "random"):
+            raise ValueError(f"sampling must be 'per_class' or 'random', got {sampling!r}")
+        if val_database not in ("train", "database"):
+            raise ValueError(f"val_database must be 'train' or 'database', got {val_database!r}")
+        self.root = Path(root).expanduser() if root is not None else None
+        self.num_query = self.default_protocol["num_query"] if num_query is None else num_query
+        self.num_train = self.default_protocol["num_train"] if num_train is None else num_train
+        self.num_val = self.default_protocol["num_val"] if num_val is None else num_val
+        self.sampling = sampling
+        self.train_in_database = train_in_database
+        self.val_database = val_database
+        self.seed = seed
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.split_dir = Path(split_dir) if split_dir is not None else None
+        self.download = download
+        self._data: RetrievalData | None = None
+        self._split: dict[str, np.ndarray] | None = None
+
+    # ----------------------------------------------------------------- what subclasses provide
+    def load(self) -> RetrievalData:
+        """Load the dataset's items and labels. Raise a clear error for missing files."""
+        raise NotImplementedError
+
+    def transforms(self, stage: Literal["train", "eval"]) -> dict[str, Callable[[Any], Any]]:
+        """Per-modality transforms for training or evaluation items (default: to float)."""
+        return {}
+
+    @property
+    def protocol_name(self) -> str:
+        """Short name of the protocol variant (datasets with named protocols override it)."""
+        return "default"
+
+    # ----------------------------------------------------------------- data and protocol
+    @property
+    def data(self) -> RetrievalData:
+        """The loaded dataset (loaded on first access)."""
+        if self._data is None:
+            self._data = self.load()
+        return self._data
+
+    @property
+    def num_classes(self) -> int:
+        """Number of label classes."""
+        return int(self.data.labels.shape[1])
+
+    @property
+    def directions(self) -> list[tuple[str, str, str]]:
+        """Retrieval directions as (name, query modality, database modality).
+
+        ``i2i`` for single-modal data; ``i2t`` and ``t2i`` between two modalities.
+        """
+        mods = self.modalities
+        if len(mods) == 1:
+            pairs = [(mods[0], mods[0])]
+        else:
+            pairs = [(q, d) for q in mods for d in mods if q != d]
+        return [
+            (MODALITY_ABBREV.get(q, q[0]) + "2" + MODALITY_ABBREV.get(d, d[0]), q, d)
+            for q, d in pairs
+        ]
+
+    def protocol(self) -> dict[str, Any]:
+        """The protocol settings that determine the split (saved with it)."""
+        return {
+            "dataset": self.name,
+            "protocol": self.protocol_name,
+            "num_items": len(self.data.labels),
+            "num_query": self.num_query,
+            "num_train": self.num_train,
+            "num_val": self.num_val,
+            "sampling": self.sampling,
+            "train_in_database": self.train_in_database,
+            "val_database": self.val_database,
+            "seed": self.seed,
+        }
+
+    def split_path(self) -> Path | None:
+        """Path of the saved split, keyed by dataset, protocol and seed."""
+        if self.split_dir is None:
+            return None
+        proto = self.protocol()
+        digest = hashlib.sha1(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:8]
+        return self.split_dir / f"{self.name}_{self.protocol_name}_seed{self.seed}_{digest}.npz"
+
+    @property
+    def split(self) -> dict[str, np.ndarray]:
+        """Index sets ``query``, ``database``, ``train``, ``val_query``, ``val_database``."""
+        if self._split is None:
+            path = self.split_path()
+            if path is not None and path.exists():
+                self._split = self._read_split(path)
+            else:
+                self._split = self.make_split()
+                if path is not None:
+                    self._write_split(path, self._split)
+        return self._split
+
+    def make_split(self) -> dict[str, np.ndarray]:
+        """Draw the protocol's index sets from ``seed``."""
+        labels = self.data.labels
+        n = len(labels)
+        per_class = self.sampling == "per_class"
+        rng = np.random.default_rng(self.seed)
+        fixed = self.data.partition
+        everything = np.arange(n)
+        if "query" in fixed:
+            query = np.sort(fixed["query"])
+        else:
+            query = draw(rng, everything, labels, self.num_query, per_class, "query")
+        rest = np.setdiff1d(everything, query)
+        if "train" in fixed:
+            train_pool = np.asarray(fixed["train"])
+            if self.num_train and self.num_train < len(train_pool):
+                train = draw(rng, train_pool, labels, self.num_train, per_class, "train")
+            else:
+                train = np.sort(train_pool)
+        else:
+            train_pool = np.asarray(fixed.get("database", rest))
+            train = draw(rng, train_pool, labels, self.num_train, per_class, "train")
+        if "database" in fixed:
+            database = np.sort(fixed["database"])
+        elif self.train_in_database:
+            database = rest
+        else:
+            database = np.setdiff1d(rest, train)
+        if len(np.intersect1d(query, train)):
+            raise ValueError(f"{self.name}: the training items overlap the test queries")
+        # Validation queries: never a test query; preferably not a training item either.
+        val_pool = np.setdiff1d(np.setdiff1d(database, train), query)
+        if self.num_val <= len(val_pool):
+            val_query = draw(rng, val_pool, labels, self.num_val, per_class, "val")
+        else:
+            val_query = draw(rng, train, labels, self.num_val, per_class, "val")
+            train = np.setdiff1d(train, val_query)
+        if self.val_database == "train":
+            val_database = np.setdiff1d(train, val_query)
+        else:
+            val_database = np.setdiff1d(database, val_query)
+        split = {
+            "query": query,
+            "database": database,
+            "train": train,
+            "val_query": val_query,
+            "val_database": val_database,
+        }
+        for key, idx in split.items():
+            if len(idx) == 0 and not (key == "val_query" and self.num_val == 0):
+                raise ValueError(f"{self.name}: the protocol leaves the {key} split empty")
+        return {k: v.astype(np.int64) for k, v in split.items()}
+
+    def _write_split(self, path: Path, split: dict[str, np.ndarray]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, protocol=json.dumps(self.protocol(), sort_keys=True), **split)
+        tmp.replace(path)  # atomic: a crash never leaves half a split behind
+
+    def _read_split(self, path: Path) -> dict[str, np.ndarray]:
+        with np.load(path) as f:
+            saved = json.loads(str(f["protocol"]))
+            if saved != self.protocol():
+                raise ValueError(f"split file {path} was made for another protocol; delete it")
+            split = {k: f[k].astype(np.int64) for k in SPLITS}
+        if max(int(v.max(initial=-1)) for v in split.values()) >= len(self.data.labels):
+            raise ValueError(f"split file {path} indexes past the dataset; delete it")
+        return split
+
+    # ----------------------------------------------------------------- Lightning hooks
+    def prepare_data(self) -> None:
+        """Download where allowed; subclasses with downloadable data override it."""
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the data and draw (or reuse) the split."""
+        _ = self.split
+
+    def dataset(self, split: str) -> RetrievalDataset:
+        """The dataset of one split (``train`` uses the training transforms)."""
+        stage = "train" if split == "train" else "eval"
+        return RetrievalDataset(self.data, self.split[split], self.transforms(stage))
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        bs = self.batch_size if split == "train" else self.eval_batch_size
+        return DataLoader(
+            self.dataset(split),
+            batch_size=bs,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches."""
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """Validation queries (loader 0) and the set they search (loader 1)."""
+        return [self._loader("val_query", False), self._loader("val_database", False)]
+
+    def test_dataloader(self) -> list[DataLoader]:
+        """Test queries (loader 0) and the database (loader 1)."""
+        return [self._loader("query", False), self._loader("database", False)]
+
+    def describe(self) -> str:
+        """One line with the split sizes, for logs."""
+        sizes = ", ".join(f"{k}={len(v)}" for k, v in self.split.items())
+        return f"{self.name} ({self.protocol_name}, seed {self.seed}): {sizes}"
