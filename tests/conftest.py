@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # lets YAML name `tests.tiny_model.TinyHasher`
-    sys.path.insert(0, str(ROOT))
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:  # lets test YAML name `tiny_model.TinyHasher`
+    sys.path.insert(0, HERE)
 
 
 @pytest.fixture(autouse=True)

@@ -257,7 +257,7 @@ class RetrievalDataModule(pl.LightningDataModule):
             for q, d in pairs
         ]
 
-    def protocol(self) -> dict[str, Any]:
+    def protocol_settings(self) -> dict[str, Any]:
         """The protocol settings that determine the split (saved with it)."""
         return {
             "dataset": self.name,
@@ -276,7 +276,7 @@ class RetrievalDataModule(pl.LightningDataModule):
         """Path of the saved split, keyed by dataset, protocol and seed."""
         if self.split_dir is None:
             return None
-        proto = self.protocol()
+        proto = self.protocol_settings()
         digest = hashlib.sha1(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:8]
         return self.split_dir / f"{self.name}_{self.protocol_name}_seed{self.seed}_{digest}.npz"
 
@@ -349,13 +349,13 @@ class RetrievalDataModule(pl.LightningDataModule):
     def _write_split(self, path: Path, split: dict[str, np.ndarray]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, protocol=json.dumps(self.protocol(), sort_keys=True), **split)
+        np.savez(tmp, protocol=json.dumps(self.protocol_settings(), sort_keys=True), **split)
         tmp.replace(path)  # atomic: a crash never leaves half a split behind
 
     def _read_split(self, path: Path) -> dict[str, np.ndarray]:
         with np.load(path) as f:
             saved = json.loads(str(f["protocol"]))
-            if saved != self.protocol():
+            if saved != self.protocol_settings():
                 raise ValueError(f"split file {path} was made for another protocol; delete it")
             split = {k: f[k].astype(np.int64) for k in SPLITS}
         if max(int(v.max(initial=-1)) for v in split.values()) >= len(self.data.labels):
