@@ -1,0 +1,249 @@
+"""Abstract bases, input checks and shared numerics for the classic hashing baselines.
+
+Every baseline works on plain numpy arrays and returns REAL-VALUED codes whose sign is the hash
+(the shared evaluation binarises with ``sign``, 0 -> +1). All randomness comes from
+``np.random.default_rng(seed)``, so a fit is deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+from scipy.spatial.distance import cdist
+from threadpoolctl import threadpool_limits
+
+MODALITIES = ("image", "text")
+#: BLAS threads during ``fit``. The fits are many small and medium dense ops; on a shared 2-core
+#: machine multi-threaded OpenBLAS made them 2-7x slower (KSH, SCM-seq worst), one thread never.
+FIT_BLAS_THREADS = 1
+
+
+def check_features(x: Any, name: str = "x", dim: int | None = None) -> np.ndarray:
+    """Return ``x`` as a finite float64 (N, D) array, or raise a one-line ValueError."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{name} must be a non-empty 2-D (N, D) array, got shape {x.shape}")
+    if dim is not None and x.shape[1] != dim:
+        raise ValueError(f"{name} has {x.shape[1]} features but the model was fit on {dim}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def check_labels(labels: Any, n: int, required: bool) -> np.ndarray | None:
+    """Return labels as a float64 (N, C) array (or None when allowed), else raise ValueError."""
+    if labels is None:
+        if required:
+            raise ValueError("this method is supervised: labels (N, C) multi-hot are required")
+        return None
+    labels = np.asarray(labels, dtype=np.float64)
+    if labels.ndim != 2 or labels.shape[0] != n:
+        raise ValueError(f"labels must be (N, C) multi-hot with N={n}, got shape {labels.shape}")
+    if not np.all(np.isfinite(labels)):
+        raise ValueError("labels contain NaN or inf")
+    return labels
+
+
+def check_num_bits(num_bits: int, limit: int, why: str) -> None:
+    """Raise ValueError when ``num_bits`` exceeds what the method can produce."""
+    if num_bits > limit:
+        raise ValueError(
+            f"num_bits={num_bits} exceeds {limit}, the most this method allows ({why})"
+        )
+
+
+def sign_codes(codes: np.ndarray) -> np.ndarray:
+    """Binarise real codes to {-1, +1} int8 with 0 -> +1 (the shared convention)."""
+    return np.where(codes >= 0, 1, -1).astype(np.int8)
+
+
+def pca_basis(xc: np.ndarray, k: int) -> np.ndarray:
+    """Top-``k`` principal directions of centred data, sign-fixed for reproducibility.
+
+    Args:
+        xc: (N, D) centred data.
+        k: number of directions, k <= D.
+
+    Returns:
+        (D, k) orthonormal basis, ordered by decreasing variance.
+    """
+    cov = xc.T @ xc / len(xc)  # (D, D)
+    _, vecs = np.linalg.eigh(cov)
+    basis = vecs[:, ::-1][:, :k]  # (D, k)
+    flip = np.sign(basis[np.abs(basis).argmax(axis=0), np.arange(k)])
+    return basis * flip
+
+
+def random_rotation(k: int, rng: np.random.Generator) -> np.ndarray:
+    """A random (k, k) orthogonal matrix (QR of a Gaussian matrix)."""
+    q, r = np.linalg.qr(rng.standard_normal((k, k)))
+    return q * np.sign(np.diag(r))
+
+
+def itq_rotation(v: np.ndarray, n_iter: int, rng: np.random.Generator) -> np.ndarray:
+    """Iterative quantisation (Gong & Lazebnik): rotation R minimising ||sign(VR) - VR||_F.
+
+    Args:
+        v: (N, K) zero-centred projected data.
+        n_iter: number of alternating (B, R) updates.
+        rng: generator for the random initial rotation.
+
+    Returns:
+        (K, K) orthogonal rotation.
+    """
+    rot = random_rotation(v.shape[1], rng)  # (K, K)
+    for _ in range(n_iter):
+        b = np.where(v @ rot >= 0, 1.0, -1.0)  # (N, K)
+        u, _, wt = np.linalg.svd(v.T @ b)  # orthogonal Procrustes: max tr(R^T V^T B)
+        rot = u @ wt
+    return rot
+
+
+class RBFAnchorFeatures:
+    """Zero-centred RBF features against anchors: phi(x)_j = exp(-||x - a_j||^2 / (2 sigma^2)).
+
+    Anchors are sampled from the training data; ``sigma`` defaults to the mean Euclidean distance
+    between training points and anchors (as in KSH/SDH).
+    """
+
+    def __init__(
+        self, x: np.ndarray, n_anchors: int, rng: np.random.Generator, sigma: float | None = None
+    ) -> None:
+        idx = np.sort(rng.choice(len(x), size=min(n_anchors, len(x)), replace=False))
+        self.anchors = x[idx]  # (m, D)
+        dist = cdist(x, self.anchors)  # (N, m)
+        self.sigma = float(dist.mean()) if sigma is None else float(sigma)
+        if self.sigma <= 0:
+            raise ValueError("RBF sigma must be positive (are all training points identical?)")
+        feats = np.exp(-(dist**2) / (2 * self.sigma**2))  # (N, m)
+        self.mean = feats.mean(axis=0)  # (m,)
+        self.train_features = feats - self.mean  # (N, m)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Map (M, D) inputs to (M, m) centred kernel features."""
+        dist2 = cdist(x, self.anchors, "sqeuclidean")  # (M, m)
+        return np.exp(-dist2 / (2 * self.sigma**2)) - self.mean
+
+
+class _Fittable:
+    """Common constructor: bit count, seed and method-specific hyperparameters."""
+
+    #: whether ``fit`` requires labels.
+    supervised: bool = False
+
+    def __init__(self, num_bits: int, seed: int = 0, **hyperparams: Any) -> None:
+        if isinstance(num_bits, bool) or not isinstance(num_bits, (int, np.integer)):
+            raise ValueError(f"num_bits must be a positive int, got {num_bits!r}")
+        if num_bits < 1:
+            raise ValueError(f"num_bits must be a positive int, got {num_bits}")
+        self.num_bits = int(num_bits)
+        self.seed = int(seed)
+        self.hyperparams = dict(hyperparams)
+        self._fitted = False
+
+    def _rng(self) -> np.random.Generator:
+        return np.random.default_rng(self.seed)
+
+    def _check_fitted(self) -> None:
+        if not self._fitted:
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
+
+    def __repr__(self) -> str:
+        hp = "".join(f", {k}={v!r}" for k, v in self.hyperparams.items())
+        return f"{type(self).__name__}(num_bits={self.num_bits}, seed={self.seed}{hp})"
+
+
+class HashingBaseline(_Fittable, ABC):
+    """Single-modal baseline: ``fit(x, labels)`` then ``encode(x) -> (M, K)`` real codes."""
+
+    def fit(self, x: np.ndarray, labels: np.ndarray | None = None) -> HashingBaseline:
+        """Learn the hash functions.
+
+        Args:
+            x: (N, D) training features.
+            labels: (N, C) multi-hot labels; required for supervised methods, else ignored.
+
+        Returns:
+            self.
+        """
+        x = check_features(x, "x")
+        labels = check_labels(labels, len(x), self.supervised)
+        with threadpool_limits(limits=FIT_BLAS_THREADS, user_api="blas"):
+            self._fit(x, labels if self.supervised else None, self._rng())
+        self.input_dim_ = x.shape[1]
+        self._fitted = True
+        return self
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Real-valued codes (M, K); ``sign`` gives the hash bits."""
+        self._check_fitted()
+        return self._encode(check_features(x, "x", self.input_dim_))
+
+    def hash(self, x: np.ndarray) -> np.ndarray:
+        """Binary codes (M, K) in {-1, +1} (int8), 0 -> +1."""
+        return sign_codes(self.encode(x))
+
+    @abstractmethod
+    def _fit(self, x: np.ndarray, labels: np.ndarray | None, rng: np.random.Generator) -> None:
+        """Method-specific training on validated inputs."""
+
+    @abstractmethod
+    def _encode(self, x: np.ndarray) -> np.ndarray:
+        """Method-specific encoding of validated (M, D) inputs."""
+
+
+class CrossModalBaseline(_Fittable, ABC):
+    """Cross-modal baseline: ``fit(x_image, x_text, labels)``, ``encode(x, modality)``."""
+
+    def fit(
+        self, x_image: np.ndarray, x_text: np.ndarray, labels: np.ndarray | None = None
+    ) -> CrossModalBaseline:
+        """Learn one hash function per modality from paired training data.
+
+        Args:
+            x_image: (N, Di) image-view features.
+            x_text: (N, Dt) text-view features, row i paired with ``x_image[i]``.
+            labels: (N, C) multi-hot labels; required for supervised methods, else ignored.
+
+        Returns:
+            self.
+        """
+        x_image = check_features(x_image, "x_image")
+        x_text = check_features(x_text, "x_text")
+        if len(x_image) != len(x_text):
+            raise ValueError(f"x_image has {len(x_image)} rows but x_text has {len(x_text)}")
+        labels = check_labels(labels, len(x_image), self.supervised)
+        with threadpool_limits(limits=FIT_BLAS_THREADS, user_api="blas"):
+            self._fit(x_image, x_text, labels if self.supervised else None, self._rng())
+        self.input_dims_ = {"image": x_image.shape[1], "text": x_text.shape[1]}
+        self._fitted = True
+        return self
+
+    def encode(self, x: np.ndarray, modality: str) -> np.ndarray:
+        """Real-valued codes (M, K) for inputs of one modality ("image" or "text")."""
+        if modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+        self._check_fitted()
+        return self._encode(
+            check_features(x, f"x ({modality})", self.input_dims_[modality]), modality
+        )
+
+    def hash(self, x: np.ndarray, modality: str) -> np.ndarray:
+        """Binary codes (M, K) in {-1, +1} (int8), 0 -> +1."""
+        return sign_codes(self.encode(x, modality))
+
+    @abstractmethod
+    def _fit(
+        self,
+        x_image: np.ndarray,
+        x_text: np.ndarray,
+        labels: np.ndarray | None,
+        rng: np.random.Generator,
+    ) -> None:
+        """Method-specific training on validated inputs."""
+
+    @abstractmethod
+    def _encode(self, x: np.ndarray, modality: str) -> np.ndarray:
+        """Method-specific encoding of validated (M, D) inputs."""
