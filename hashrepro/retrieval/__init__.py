@@ -1,0 +1,38 @@
+"""Retrieval metrics for binary hash codes (Hamming ranking).
+
+``RetrievalMAPMetric`` is imported lazily so that the functional metrics do not pull in
+torchmetrics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hashrepro.retrieval.codes import binarize, hamming_distance, pack_codes
+from hashrepro.retrieval.metrics import (
+    average_precisions,
+    mean_average_precision,
+    precision_at_hamming_radius,
+    precision_at_k,
+    precision_recall_curve,
+)
+
+__all__ = [
+    "RetrievalMAPMetric",
+    "average_precisions",
+    "binarize",
+    "hamming_distance",
+    "mean_average_precision",
+    "pack_codes",
+    "precision_at_hamming_radius",
+    "precision_at_k",
+    "precision_recall_curve",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "RetrievalMAPMetric":
+        from hashrepro.retrieval.metric import RetrievalMAPMetric
+
+        return RetrievalMAPMetric
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
