@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hashrepro.callbacks import RetrievalEvaluator
+from hashrepro.retrieval import mean_average_precision
+
+CROSS = [("i2t", "image", "text"), ("t2i", "text", "image")]
+
+
+def batches(codes: dict[str, torch.Tensor], labels: torch.Tensor, size: int):
+    for start in range(0, len(labels), size):
+        sl = slice(start, start + size)
+        yield (
+            {m: c[sl] for m, c in codes.items()},
+            {
+                "label": labels[sl],
+                "index": torch.arange(len(labels))[sl],
+            },
+        )
+
+
+def feed(ev: RetrievalEvaluator, q: dict, ql: torch.Tensor, d: dict, dl: torch.Tensor) -> dict:
+    for codes, batch in batches(q, ql, 7):
+        ev.update(codes, batch, "query")
+    for codes, batch in batches(d, dl, 11):
+        ev.update(codes, batch, "database")
+    return ev.compute()
+
+
+def test_cross_modal_directions_match_the_metric() -> None:
+    g = torch.Generator().manual_seed(0)
+    ql = torch.nn.functional.one_hot(torch.randint(0, 3, (20,), generator=g), 3).float()
+    dl = torch.nn.functional.one_hot(torch.randint(0, 3, (50,), generator=g), 3).float()
+    q = {"image": torch.randn(20, 8, generator=g), "text": torch.randn(20, 8, generator=g)}
+    d = {"image": torch.randn(50, 8, generator=g), "text": torch.randn(50, 8, generator=g)}
+    ev = RetrievalEvaluator()
+    ev.reset(CROSS, torch.device("cpu"))
+    out = feed(ev, q, ql, d, dl)
+    i2t = mean_average_precision(q["image"], d["text"], ql, dl)
+    t2i = mean_average_precision(q["text"], d["image"], ql, dl)
+    assert out["mAP_i2t"] == pytest.approx(i2t)
+    assert out["mAP_t2i"] == pytest.approx(t2i)
+    assert i2t != pytest.approx(t2i)  # image and text buffers are not aliased
+    assert out["mAP"] == pytest.approx((i2t + t2i) / 2)
+    assert {"bit_imbalance_image", "bit_corr_text"} <= set(out)
+
+
+def test_perfect_codes_score_one_and_bit_statistics() -> None:
+    labels = torch.eye(4).repeat(10, 1)  # (40, 4), 10 items per class
+    protos = torch.tensor([[1, 1, -1, -1], [1, -1, 1, -1], [-1, 1, 1, -1], [-1, -1, -1, 1.0]])
+    codes = {"image": labels @ protos}  # one code per class
+    ev = RetrievalEvaluator()
+    ev.reset([("i2i", "image", "image")], torch.device("cpu"))
+    out = feed(ev, codes, labels, codes, labels)
+    assert out["mAP_i2i"] == pytest.approx(1.0)
+    assert out["bit_imbalance_image"] == pytest.approx(0.5 / 4)  # only bit 3 is unbalanced
+    dup = {"image": torch.cat([codes["image"][:, :1]] * 4, 1)}  # four identical bits
+    ev.reset([("i2i", "image", "image")], torch.device("cpu"))
+    out = feed(ev, dup, labels, dup, labels)
+    assert out["bit_corr_image"] == pytest.approx(1.0)
+    assert out["mAP_i2i"] < 1.0
+
+
+def test_topk_and_direction_filter() -> None:
+    g = torch.Generator().manual_seed(1)
+    labels = torch.nn.functional.one_hot(torch.randint(0, 4, (30,), generator=g), 4).float()
+    codes = {"image": torch.randn(30, 6, generator=g), "text": torch.randn(30, 6, generator=g)}
+    ev = RetrievalEvaluator(topk=5, directions=["t2i"])
+    ev.reset(CROSS, torch.device("cpu"))
+    out = feed(ev, codes, labels, codes, labels)
+    assert "mAP_i2t" not in out
+    want = mean_average_precision(codes["text"], codes["image"], labels, labels, topk=5)
+    assert out["mAP_t2i"] == pytest.approx(want)

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hashrepro.cli import main
+
+FAST = ["--trainer.logger", "false", "--data.init_args.split_dir", "splits"]
+
+
+def test_fit_validates_tests_and_logs_map(repo: Path, in_tmp: Path) -> None:
+    config = str(repo / "tests/configs/tiny_digits.yaml")
+    cli = main(["fit", "--config", config, *FAST])
+    metrics = cli.trainer.callback_metrics  # after fit, the test of the best checkpoint
+    for key in ("test/mAP_i2i", "test/mAP", "test/bit_imbalance_image", "test/bit_corr_image"):
+        assert key in metrics, key
+    assert 0.0 < float(metrics["test/mAP_i2i"]) <= 1.0
+    ckpt = cli.trainer.checkpoint_callback
+    assert ckpt.monitor == "val/mAP" and ckpt.best_model_score is not None
+    assert ckpt.best_model_path and Path(ckpt.best_model_path).exists()
+    assert list((in_tmp / "splits").glob("digits_default_seed0_*.npz"))
+    # validating the best checkpoint gives back the score it was selected on
+    val = main(["validate", "--config", config, *FAST, "--ckpt_path", ckpt.best_model_path])
+    val_metrics = val.trainer.callback_metrics
+    assert "val/mAP_i2i" in val_metrics
+    assert float(val_metrics["val/mAP"]) == pytest.approx(float(ckpt.best_model_score))
+    # `test` from the checkpoint reproduces the figure reported after fit
+    again = main(["test", "--config", config, *FAST, "--ckpt_path", ckpt.best_model_path])
+    assert float(again.trainer.callback_metrics["test/mAP_i2i"]) == pytest.approx(
+        float(metrics["test/mAP_i2i"])
+    )
+
+
+def test_fast_dev_run_cross_modal(repo: Path, in_tmp: Path) -> None:
+    cli = main(
+        [
+            "fit",
+            "--config",
+            str(repo / "tests/configs/tiny_mfeat.yaml"),
+            *FAST,
+            "--trainer.fast_dev_run",
+            "true",
+        ]
+    )
+    metrics = cli.trainer.callback_metrics
+    assert {"test/mAP_i2t", "test/mAP_t2i"} <= set(metrics)
+
+
+def test_wandb_offline_run_is_grouped_and_tagged(repo: Path, in_tmp: Path) -> None:
+    import wandb
+
+    cli = main(
+        [
+            "fit",
+            "--config",
+            str(repo / "tests/configs/tiny_digits.yaml"),
+            "--data.init_args.split_dir",
+            "splits",
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.logger.init_args.save_dir",
+            str(in_tmp),
+        ]
+    )
+    run = cli.trainer.logger.experiment
+    assert run.settings.mode == "offline"
+    assert run.group == "Digits-16bits"
+    assert {"Digits", "TinyHasher", "proposed", "16bits"} <= set(run.tags)
+    assert run.name == "TinyHasher-proposed-Digits-16b-seed0"
+    summary = dict(run.summary)
+    assert "val/mAP_i2i" in summary and "test/mAP_i2i" in summary
+    wandb.finish()
+    assert len(list((in_tmp / "wandb").glob("offline-run-*/run-*.wandb"))) == 1
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["fit", "--help"]])
+def test_help(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 0
+    assert "--config" in capsys.readouterr().out
+
+
+def test_print_config_resolves_short_names(repo: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(repo / "tests/configs/tiny_digits.yaml"), "--print_config"])
+    out = capsys.readouterr().out
+    assert "class_path: hashrepro.data.Digits" in out
+    assert "evaluator:" in out and "monitor: val/mAP" in out
+
+
+def test_console_entry_points(repo: Path) -> None:
+    for cmd in (["-m", "hashrepro", "--help"],):
+        done = subprocess.run([sys.executable, *cmd], capture_output=True, text=True, cwd=repo)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "fit" in done.stdout
+    bindir = Path(sys.executable).parent
+    for script in ("lightning", "hashrepro"):
+        exe = bindir / script
+        if not exe.exists():
+            pytest.skip(f"{script} console script not installed (run `make install`)")
+        done = subprocess.run([str(exe), "fit", "--help"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
