@@ -9,6 +9,7 @@ default, an offline W&B logger grouped and tagged by dataset, model, variant and
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -67,6 +68,24 @@ class HashreproCLI(LightningCLI):
                 )
                 init.job_type = init.job_type or self.subcommand
 
+    def _check_data(self) -> None:
+        """Fail before training starts (and before a W&B run opens) if data files are missing."""
+        check = getattr(self.datamodule, "check_files", None)
+        if callable(check):
+            check()
+
+    def before_fit(self) -> None:
+        """Check the data files."""
+        self._check_data()
+
+    def before_validate(self) -> None:
+        """Check the data files."""
+        self._check_data()
+
+    def before_test(self) -> None:
+        """Check the data files."""
+        self._check_data()
+
     def after_fit(self) -> None:
         """Test the checkpoint chosen on validation mAP (never on the test queries)."""
         if not self.config[self.subcommand].get("test_after_fit", True):
@@ -93,6 +112,17 @@ def run_info(cfg: Any) -> dict[str, Any]:
 def main(args: list[str] | None = None) -> HashreproCLI:
     """Run the command line; ``args=None`` reads ``sys.argv``."""
     os.environ.setdefault("WANDB_MODE", "offline")
+    try:
+        return make_cli(args)
+    except (FileNotFoundError, ImportError) as err:
+        if args is not None:  # called from Python: let the caller see the exception
+            raise
+        print(f"error: {err}", file=sys.stderr)  # from the shell: one line, no traceback
+        raise SystemExit(2) from None
+
+
+def make_cli(args: list[str] | None) -> HashreproCLI:
+    """Build and run the LightningCLI."""
     return HashreproCLI(
         HashingModule,
         RetrievalDataModule,

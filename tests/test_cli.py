@@ -104,3 +104,11 @@ def test_console_entry_points(repo: Path) -> None:
             pytest.skip(f"{script} console script not installed (run `make install`)")
         done = subprocess.run([str(exe), "fit", "--help"], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_missing_paper_data_fails_before_training(repo: Path, in_tmp: Path) -> None:
+    config = str(repo / "experiments/hashcnn_cifar10.yaml")
+    with pytest.raises(FileNotFoundError, match="cifar-10-batches-py") as err:
+        main(["fit", "--config", config, "--data.init_args.root", str(in_tmp / "nowhere")])
+    assert "data_batch_1" in str(err.value) and "\n" not in str(err.value)
+    assert not list(in_tmp.rglob("offline-run-*"))  # no W&B run was opened
