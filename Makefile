@@ -36,6 +36,13 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_retrieval.py
 
+# The papers' Table 2: embedded data by default; QUICK=1 for a short check; DATA=paper for the
+# paper datasets (files under data/). Finished cells are kept: a rerun resumes.
+QUICK ?=
+DATA  ?= embedded
+reproduce-table2: $(STAMP)
+	$(BIN)/python -m hashrepro.reporting --data $(DATA) $(if $(QUICK),--quick,)
+
 fit: $(STAMP)
 	$(BIN)/hashrepro fit --config $(CONFIG)
 

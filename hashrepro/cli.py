@@ -132,7 +132,7 @@ def make_cli(args: list[str] | None) -> HashreproCLI:
         trainer_defaults={
             "logger": {
                 "class_path": WANDB_LOGGER,
-                "init_args": {"project": "hashrepro", "save_dir": "."},
+                "init_args": {"project": "hashrepro", "save_dir": "results/runs"},
             },
         },
         save_config_kwargs={"overwrite": True},

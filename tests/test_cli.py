@@ -52,6 +52,7 @@ def test_fast_dev_run_cross_modal(repo: Path, in_tmp: Path) -> None:
 def test_wandb_offline_run_is_grouped_and_tagged(repo: Path, in_tmp: Path) -> None:
     import wandb
 
+    wandb.finish()  # close any run an earlier test in this process left open
     cli = main(
         [
             "fit",

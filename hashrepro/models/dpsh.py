@@ -1,0 +1,237 @@
+"""DPSH (Li, Wang & Kang, IJCAI 2016): deep pairwise-supervised hashing, our single-modal reference.
+
+Network: a backbone (the HashCNN one, e.g. ``SmallCNN``) then one linear layer to K real outputs,
+the relaxed codes ``u`` (no activation, as in the paper); the hash is ``sign(u)``. Ours: with
+``code_norm`` (default) a ``BatchNorm1d(K)`` follows the linear layer. The paper starts from an
+ImageNet-pretrained CNN-F; trained from scratch, the small CNN's features are nearly constant
+across images at initialisation, and the pairwise loss then drives every image to one and the
+same code within the first epoch (on MNIST-5k, 12 bits, 3 epochs: validation mAP 0.21 = one
+constant code without it, 0.78 with it). ``code_norm=False`` gives the paper's plain layer.
+
+Loss (the paper's, with our normalisation):
+
+- pairwise likelihood, ``Theta_ij = 1/2 u_i^T u_j``, ``p(S_ij = 1) = sigmoid(Theta_ij)``, with
+  ``S_ij = 1`` when items i and j share a label:
+  ``mean_ij [log(1 + exp(Theta_ij)) - S_ij Theta_ij]`` (:class:`PairwiseLikelihoodLoss`, reused
+  from the reconstruct-hashing model);
+- quantization ``eta * mean ||u - sign(u)||^2`` (:class:`QuantizationLoss`, ``sign`` detached).
+
+Pairs (``memory``): like the authors' code, a memory ``U`` holds the latest (detached) code of
+every training item seen so far; each batch is compared against all of ``U`` (with the batch's
+own rows refreshed first), so every step sees every pair of the training set, and gradients flow
+through the batch codes only. ``memory=False`` uses the pairs within the batch instead (both
+sides live, the diagonal i = j left out). The memory is not saved in checkpoints: it is training
+state only, and is refilled as batches are seen.
+
+Normalisation: both terms are means (over pairs, and over code elements), so ``eta`` is not the
+paper's value on summed terms. The default ``eta = 0.1`` is that of a public PyTorch
+re-implementation using the same mean normalisation (TreezzZ/DPSH_PyTorch); it was not tuned
+here.
+"""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+import hashrepro.models.backbones  # noqa: F401  (backbones by short class name in YAML)
+from hashrepro.models.base import HashingModule, default_optimizer
+from hashrepro.models.reconstruct.loss import (
+    PairwiseLikelihoodLoss,
+    QuantizationLoss,
+    label_similarity,
+)
+
+__all__ = ["DPSH", "DPSHLoss", "DPSHNet", "TrainingCodeMemory"]
+
+
+def _sign(x: torch.Tensor) -> torch.Tensor:
+    """``sign`` with 0 -> +1 (the shared convention), no gradient."""
+    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype).detach()
+
+
+class DPSHNet(nn.Module):
+    """Backbone -> ``Linear(out_features, K)`` (-> ``BatchNorm1d``): relaxed codes (B, K).
+
+    Args:
+        backbone: feature extractor with an int ``out_features`` attribute.
+        num_bits: code length K.
+        code_norm: follow the linear layer with ``BatchNorm1d(K)`` (see the module docstring).
+
+    """
+
+    def __init__(self, backbone: nn.Module, num_bits: int, code_norm: bool = True) -> None:
+        super().__init__()
+        in_features = getattr(backbone, "out_features", None)
+        if not isinstance(in_features, int):
+            raise TypeError(
+                f"the backbone {type(backbone).__name__} needs an int 'out_features' attribute"
+            )
+        self.backbone = backbone
+        self.hash = nn.Linear(in_features, num_bits)
+        self.norm: nn.Module = nn.BatchNorm1d(num_bits) if code_norm else nn.Identity()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Codes (B, K) of (B, C, H, W) images."""
+        return self.norm(self.hash(self.backbone(images)))
+
+
+class DPSHLoss(nn.Module):
+    """``likelihood + eta * quantization`` on relaxed codes; see the module docstring.
+
+    Args:
+        eta: weight of the quantization term (0 leaves it out of the total).
+        scale: the inner-product factor of ``Theta`` (1/2 in DPSH).
+
+    ``forward(codes, labels, other_codes=None, other_labels=None)`` returns ``(total, terms)``;
+    without ``other_*`` the pairs are those within the batch (diagonal excluded).
+    """
+
+    def __init__(self, eta: float = 0.1, scale: float = 0.5) -> None:
+        super().__init__()
+        if eta < 0:
+            raise ValueError(f"eta must be >= 0, got {eta}")
+        self.eta = float(eta)
+        self.likelihood = PairwiseLikelihoodLoss(scale)
+        self.quantization = QuantizationLoss()
+
+    def forward(
+        self,
+        codes: torch.Tensor,
+        labels: torch.Tensor,
+        other_codes: torch.Tensor | None = None,
+        other_labels: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Total loss and ``{"likelihood", "quantization"}`` (unweighted).
+
+        Args:
+            codes: (B, K) relaxed codes of the batch.
+            labels: (B, C) multi-hot labels of the batch.
+            other_codes: (M, K) codes to pair the batch with (e.g. the memory), or ``None``.
+            other_labels: (M, C) their labels.
+
+        """
+        if (other_codes is None) != (other_labels is None):
+            raise ValueError("give both other_codes and other_labels, or neither")
+        if other_codes is None:
+            sim = label_similarity(labels, labels)  # (B, B)
+            off_diagonal = ~torch.eye(len(codes), dtype=torch.bool, device=codes.device)
+            like = self.likelihood(codes, codes, sim, off_diagonal)
+        else:
+            sim = label_similarity(labels, other_labels)  # (B, M)
+            like = self.likelihood(codes, other_codes, sim)
+        quant = self.quantization(codes, _sign(codes))
+        total = like + self.eta * quant if self.eta > 0 else like
+        return total, {"likelihood": like, "quantization": quant.detach()}
+
+
+class TrainingCodeMemory(nn.Module):
+    """Latest detached code and label of every training item seen, indexed by item index.
+
+    The buffers grow on demand (no dataset size needed) and are not persistent (not in
+    checkpoints).
+    """
+
+    def __init__(self, num_bits: int) -> None:
+        super().__init__()
+        self.num_bits = num_bits
+        self.register_buffer("codes", torch.zeros(0, num_bits), persistent=False)
+        self.register_buffer("labels", torch.zeros(0, 0), persistent=False)
+        self.register_buffer("seen", torch.zeros(0, dtype=torch.bool), persistent=False)
+
+    def _grow(self, size: int, num_classes: int) -> None:
+        n, c = len(self.seen), self.labels.shape[1]
+        if c not in (0, num_classes) and bool(self.seen.any()):
+            raise ValueError(f"labels have {num_classes} classes, the memory {c}")
+        if size <= n and c == num_classes:
+            return
+        size = max(size, n)
+        codes = self.codes.new_zeros(size, self.num_bits)
+        labels = self.labels.new_zeros(size, num_classes)
+        seen = self.seen.new_zeros(size)
+        codes[:n] = self.codes
+        if c == num_classes:
+            labels[:n] = self.labels
+        seen[:n] = self.seen
+        self.codes, self.labels, self.seen = codes, labels, seen
+
+    @torch.no_grad()
+    def update(self, index: torch.Tensor, codes: torch.Tensor, labels: torch.Tensor) -> None:
+        """Store (B, K) codes and (B, C) labels of items ``index`` (B,)."""
+        index = index.long()
+        if index.numel() and int(index.min()) < 0:
+            raise IndexError("item indices must be >= 0")
+        self._grow(int(index.max()) + 1 if index.numel() else 0, labels.shape[1])
+        self.codes[index] = codes.detach().to(self.codes.dtype)
+        self.labels[index] = labels.detach().to(self.labels.dtype)
+        self.seen[index] = True
+
+    def stored(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Codes (M, K) and labels (M, C) of the items seen so far."""
+        idx = self.seen.nonzero().squeeze(1)
+        return self.codes[idx], self.labels[idx]
+
+
+class DPSH(HashingModule):
+    """Deep pairwise-supervised hashing (Li, Wang & Kang, IJCAI 2016) on any backbone.
+
+    Args:
+        backbone: feature extractor with an ``out_features`` attribute (``SmallCNN``, ...).
+        num_bits: code length K.
+        eta: weight of the quantization term (mean-normalised; see the module docstring).
+        memory: pair each batch with the memory of all training codes (DPSH's code, default)
+            or only with the batch itself.
+        code_norm: ``BatchNorm1d`` on the K outputs (ours, for training from scratch).
+        scale: inner-product factor of ``Theta`` (1/2 in DPSH).
+        variant: configuration tag.
+        optimizer: optimizer factory (YAML ``class_path``).
+        scheduler: optional LR scheduler factory.
+
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_bits: int,
+        eta: float = 0.1,
+        memory: bool = True,
+        scale: float = 0.5,
+        code_norm: bool = True,
+        variant: str = "dpsh",
+        optimizer: OptimizerCallable = default_optimizer,
+        scheduler: LRSchedulerCallable | None = None,
+    ) -> None:
+        super().__init__(num_bits, variant=variant, optimizer=optimizer, scheduler=scheduler)
+        self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler"])
+        self.net = DPSHNet(backbone, num_bits, code_norm)
+        self.loss = DPSHLoss(eta, scale)
+        self.memory = TrainingCodeMemory(num_bits) if memory else None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Relaxed codes (B, K) of (B, C, H, W) images."""
+        return self.net(images)
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``{"image": u}``: the (B, K) relaxed codes, whose sign is the hash."""
+        return {"image": self.net(batch["image"])}
+
+    def compute_loss(
+        self, batch: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss of a batch (updates the memory first when there is one)."""
+        codes = self.net(batch["image"])  # (B, K)
+        labels = batch["label"].float()  # (B, C)
+        if self.memory is None:
+            return self.loss(codes, labels)
+        self.memory.update(torch.as_tensor(batch["index"], device=codes.device), codes, labels)
+        other_codes, other_labels = self.memory.stored()
+        return self.loss(codes, labels, other_codes, other_labels)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Loss of a batch; logs ``train/loss``, ``train/likelihood``, ``train/quantization``."""
+        total, terms = self.compute_loss(batch)
+        bs = batch["image"].shape[0]
+        self.log("train/loss", total, prog_bar=True, batch_size=bs)
+        self.log_dict({f"train/{k}": v.detach() for k, v in terms.items()}, batch_size=bs)
+        return total

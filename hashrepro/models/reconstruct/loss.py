@@ -1,0 +1,265 @@
+"""Losses of the reconstruct-hashing model and of DCMH, on plain tensors (no Lightning).
+
+Notation (DCMH, Jiang & Li, CVPR 2017): ``F`` image codes, ``G`` text codes, both real-valued
+(N, K); ``S`` the inter-modal similarity, ``S_ij = 1`` when image i and text j share a label;
+``B = sign(F + G)`` the shared binary codes.
+
+Normalisation (ours; DCMH sums every term): the likelihood is a mean over pairs, the
+quantization a mean over code elements, and the balance term is DCMH's ``||F^T 1||^2`` divided
+by ``N * B * K`` (all rows, live rows, bits) so that it gives each live code element a gradient
+of the same order as the quantization term does. The weights of the terms live in
+:class:`ReconstructHashingLoss`; a weight of 0 switches a term off (it is not even computed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "BalanceLoss",
+    "PairwiseLikelihoodLoss",
+    "QuantizationLoss",
+    "ReconstructHashingLoss",
+    "ReconstructionLoss",
+    "SideInputs",
+    "label_similarity",
+]
+
+
+def label_similarity(labels_a: torch.Tensor, labels_b: torch.Tensor) -> torch.Tensor:
+    """Pairwise similarity of multi-hot labels: 1 where two items share a label, else 0.
+
+    Args:
+        labels_a: (N, C) multi-hot labels.
+        labels_b: (M, C) multi-hot labels.
+
+    Returns:
+        (N, M) float tensor of 0/1.
+
+    """
+    return (labels_a.float() @ labels_b.float().T > 0).float()
+
+
+class PairwiseLikelihoodLoss(nn.Module):
+    """Negative log-likelihood of pairwise similarity (DCMH's inter-modal term).
+
+    ``Theta_ij = scale * a_i^T b_j`` (DCMH: ``scale = 1/2``) and ``p(S_ij = 1) = sigmoid(Theta)``,
+    so the loss is ``mean_ij [log(1 + exp(Theta_ij)) - S_ij * Theta_ij]``, computed stably as
+    ``softplus(Theta) - S * Theta``. It is small when similar pairs have aligned vectors and
+    dissimilar pairs opposite ones.
+
+    Args:
+        scale: the factor of the inner product (1/2 in DCMH).
+
+    """
+
+    def __init__(self, scale: float = 0.5) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(
+        self,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        similarity: torch.Tensor,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Mean negative log-likelihood over the (masked) pairs.
+
+        Args:
+            a: (N, D) vectors of one modality (e.g. live image codes of a batch).
+            b: (M, D) vectors of the other modality (e.g. the text-code memory).
+            similarity: (N, M) 0/1 targets ``S``.
+            mask: optional (M,) or (N, M) bool, the pairs that count.
+
+        Returns:
+            Scalar loss.
+
+        """
+        if a.shape[1] != b.shape[1]:
+            raise ValueError(f"vectors differ in size: {a.shape[1]} vs {b.shape[1]}")
+        if similarity.shape != (a.shape[0], b.shape[0]):
+            raise ValueError(
+                f"similarity must be ({a.shape[0]}, {b.shape[0]}), got {tuple(similarity.shape)}"
+            )
+        theta = self.scale * a @ b.T  # (N, M)
+        nll = F.softplus(theta) - similarity * theta  # (N, M)
+        if mask is None:
+            return nll.mean()
+        mask = mask.expand_as(nll) if mask.dim() == 1 else mask
+        return nll[mask].mean()
+
+
+class QuantizationLoss(nn.Module):
+    """DCMH's quantization term ``||B - F||^2``, as a mean over code elements.
+
+    Zero when the codes are already the binary targets.
+    """
+
+    def forward(self, codes: torch.Tensor, binary: torch.Tensor) -> torch.Tensor:
+        """Mean squared gap between real codes (N, K) and binary targets (N, K) in {-1, +1}."""
+        return (binary - codes).pow(2).mean()
+
+
+class BalanceLoss(nn.Module):
+    """DCMH's bit-balance term ``||F^T 1||^2``: every bit should be +1 on half the items.
+
+    Computed on all rows (the memory of every item seen, with the live batch rows in it) and
+    divided by ``rows * num_live * K``; with ``num_live = rows`` (default) this is
+    ``mean_k (mean_i F_ik)^2``, zero for balanced codes.
+    """
+
+    def forward(self, codes: torch.Tensor, num_live: int | None = None) -> torch.Tensor:
+        """Balance loss of (N, K) codes of which ``num_live`` rows carry gradients."""
+        rows, bits = codes.shape
+        live = rows if num_live is None else max(int(num_live), 1)
+        return codes.sum(dim=0).pow(2).sum() / (rows * live * bits)
+
+
+class ReconstructionLoss(nn.Module):
+    """Mean squared error between reconstructed and target features.
+
+    Args:
+        normalize_targets: rescale each target vector to unit RMS (``x / ||x|| * sqrt(D)``) and
+            compare with the prediction, so the loss does not depend on the scale of a
+            backbone's features (ReLU features of different networks differ by orders of
+            magnitude). ``False`` compares raw features.
+
+    """
+
+    def __init__(self, normalize_targets: bool = True) -> None:
+        super().__init__()
+        self.normalize_targets = normalize_targets
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """MSE of (N, D) predictions against (N, D) targets (the targets are not detached)."""
+        if prediction.shape != target.shape:
+            raise ValueError(
+                f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ"
+            )
+        if self.normalize_targets:
+            target = F.normalize(target, dim=1) * target.shape[1] ** 0.5
+        return F.mse_loss(prediction, target)
+
+
+@dataclass
+class SideInputs:
+    """What one side's (one modality's) loss needs; the other modality is fixed (detached).
+
+    Attributes:
+        codes: (B, K) live codes of this modality for the batch.
+        binary: (B, K) shared binary targets ``B`` of the batch items.
+        labels: (B, C) labels of the batch.
+        other_codes: (M, K) code memory of the other modality (fixed).
+        other_labels: (M, C) labels of the memory rows.
+        memory_codes: (M', K) this modality's memory with the live batch rows substituted (for
+            the balance term); ``None`` uses the batch only.
+        features: (B, d_f) live projected features of this modality (feature-relation term).
+        other_features: (B, d_f) projected features of the other modality, same items (fixed).
+        reconstructions: name -> (prediction, target) pairs of feature reconstructions.
+
+    """
+
+    codes: torch.Tensor
+    binary: torch.Tensor
+    labels: torch.Tensor
+    other_codes: torch.Tensor
+    other_labels: torch.Tensor
+    memory_codes: torch.Tensor | None = None
+    features: torch.Tensor | None = None
+    other_features: torch.Tensor | None = None
+    reconstructions: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+
+
+class ReconstructHashingLoss(nn.Module):
+    """The weighted sum of the five terms for one side (image or text) of the alternation.
+
+    ``L = w_feat * L_feature_relation + w_code * L_likelihood + w_quant * L_quantization
+    + w_bal * L_balance + w_rec * sum(L_reconstruction)``; a weight of 0 switches its term off.
+    DCMH is ``feature_weight = reconstruction_weight = 0``.
+
+    Args:
+        feature_weight: inter-modal likelihood on the projected features.
+        code_weight: inter-modal likelihood on the codes (DCMH's first term).
+        quantization_weight: DCMH's gamma.
+        balance_weight: DCMH's eta.
+        reconstruction_weight: feature reconstruction from the codes (summed over targets).
+        feature_scale: inner-product factor of the feature likelihood.
+        code_scale: inner-product factor of the code likelihood (1/2 in DCMH).
+        normalize_targets: see :class:`ReconstructionLoss`.
+
+    """
+
+    TERMS = ("feature_relation", "likelihood", "quantization", "balance", "reconstruction")
+
+    def __init__(
+        self,
+        feature_weight: float = 1.0,
+        code_weight: float = 1.0,
+        quantization_weight: float = 1.0,
+        balance_weight: float = 1.0,
+        reconstruction_weight: float = 1.0,
+        feature_scale: float = 0.5,
+        code_scale: float = 0.5,
+        normalize_targets: bool = True,
+    ) -> None:
+        super().__init__()
+        weights = {
+            "feature_relation": feature_weight,
+            "likelihood": code_weight,
+            "quantization": quantization_weight,
+            "balance": balance_weight,
+            "reconstruction": reconstruction_weight,
+        }
+        for name, w in weights.items():
+            if w < 0:
+                raise ValueError(f"the weight of the {name} term must be >= 0, got {w}")
+        self.weights = weights
+        self.feature_likelihood = PairwiseLikelihoodLoss(feature_scale)
+        self.code_likelihood = PairwiseLikelihoodLoss(code_scale)
+        self.quantization = QuantizationLoss()
+        self.balance = BalanceLoss()
+        self.reconstruction = ReconstructionLoss(normalize_targets)
+
+    def active(self, term: str) -> bool:
+        """Whether ``term`` has a positive weight."""
+        return self.weights[term] > 0
+
+    def forward(self, side: SideInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Total loss of one side and its unweighted terms (only the active ones).
+
+        Returns:
+            ``(loss, terms)``: the weighted scalar and ``{term: unweighted scalar}``.
+
+        """
+        terms: dict[str, torch.Tensor] = {}
+        if self.active("feature_relation"):
+            if side.features is None or side.other_features is None:
+                raise ValueError("the feature-relation term needs features and other_features")
+            sim = label_similarity(side.labels, side.labels)
+            terms["feature_relation"] = self.feature_likelihood(
+                side.features, side.other_features, sim
+            )
+        if self.active("likelihood"):
+            sim = label_similarity(side.labels, side.other_labels)
+            terms["likelihood"] = self.code_likelihood(side.codes, side.other_codes, sim)
+        if self.active("quantization"):
+            terms["quantization"] = self.quantization(side.codes, side.binary)
+        if self.active("balance"):
+            rows = side.codes if side.memory_codes is None else side.memory_codes
+            terms["balance"] = self.balance(rows, num_live=side.codes.shape[0])
+        if self.active("reconstruction"):
+            if not side.reconstructions:
+                raise ValueError("the reconstruction term needs (prediction, target) pairs")
+            terms["reconstruction"] = sum(
+                (self.reconstruction(p, t) for p, t in side.reconstructions.values()),
+                start=side.codes.new_zeros(()),
+            )
+        total = side.codes.new_zeros(())
+        for name, value in terms.items():
+            total = total + self.weights[name] * value
+        return total, terms
