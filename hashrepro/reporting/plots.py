@@ -95,13 +95,17 @@ def _map_vs_bits(
     folder: Path,
 ) -> Path:  # fmt: skip
     fig, ax = plt.subplots(figsize=(8.5, 4.8))
-    for m, rs in _by_method(paper, records):
+    methods = _by_method(paper, records)
+    all_bits = sorted({r["bits"] for r in records})
+    step = 0.012 * (max(all_bits) - min(all_bits) or 1)  # spread the error bars of a column
+    for i, (m, rs) in enumerate(methods):
         bits = sorted({r["bits"] for r in rs})
+        shift = (i - (len(methods) - 1) / 2) * step
         vals = [[r["metrics"][direction]["mAP"] for r in rs if r["bits"] == b] for b in bits]
         mean = [np.mean(v) for v in vals]
         std = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals]
-        ax.errorbar(bits, mean, yerr=std, label=m.name, capsize=3, markersize=5, **styles[m.name])
-    all_bits = sorted({r["bits"] for r in records})
+        x = [b + shift for b in bits]
+        ax.errorbar(x, mean, yerr=std, label=m.name, capsize=3, markersize=5, **styles[m.name])
     ax.set_xticks(all_bits)
     ax.set_xlabel("code length (bits)")
     ax.set_ylabel("test mAP")

@@ -5,12 +5,13 @@
 - Classic cells fit a ``hashrepro.baselines`` class on the training split's raw features
   (flattened pixels; the text vector for the text modality), then encode query and database.
 - A finished cell is skipped on the next run (unless its fingerprint changed: the grid, a
-  config file or the budget), so an interrupted run loses at most the cell in progress.
+  config file or the budget), so an interrupted run loses at most the cells in progress.
 - Every split comes from ``<out>/splits`` (seed = the cell's seed), shared by all methods.
 - Each cell's console output (Lightning, W&B, warnings) goes to ``<out>/logs/<id>.log``; a
   progress bar with an ETA goes to stderr.
 - ``jobs > 1`` runs that many cells at a time in worker processes (each still calls the CLI
-  in-process); results are written by this process as cells complete.
+  in-process); results are written by this process as cells complete, and workers exit if
+  this process dies.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -366,6 +368,14 @@ def _init_worker(threads: int | None) -> None:
     global _WORKER_CACHE
     _WORKER_CACHE = shared_data()
     _WORKER_CACHE.__enter__()
+    parent = os.getppid()
+
+    def watch_parent() -> None:  # exit when the grid process is gone (killed, not stopped)
+        while os.getppid() == parent:
+            time.sleep(2.0)
+        os._exit(1)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
 
 
 _WORKER_CACHE: Any = None
@@ -542,7 +552,9 @@ def _log_invocation(grid: Grid, opts: RunOptions, summary: RunSummary, jobs: int
         "torch_threads": int(grid.torch_threads or torch.get_num_threads()),
         "jobs": jobs,
         "cpu_count": os.cpu_count(),
-        "loadavg_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "loadavg_end": [round(x, 2) for x in os.getloadavg()]
+        if hasattr(os, "getloadavg")
+        else None,
     }
     opts.out.mkdir(parents=True, exist_ok=True)
     with (opts.out / "invocations.jsonl").open("a") as f:
