@@ -8,6 +8,7 @@ default, an offline W&B logger grouped and tagged by dataset, model, variant and
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
@@ -68,6 +69,39 @@ class HashreproCLI(LightningCLI):
                 )
                 init.job_type = init.job_type or self.subcommand
 
+    def instantiate_classes(self) -> None:
+        """Instantiate; when a model file (e.g. CNN-F weights) is missing, name missing data too.
+
+        The model is built before the data files are checked, so without this a run lacking
+        both would report only the weights, and fail on the data only after they are found.
+        """
+        try:
+            super().instantiate_classes()
+        except (FileNotFoundError, ValueError) as err:
+            missing = missing_file_error(err)  # jsonargparse wraps it in a ValueError
+            if missing is None:
+                raise
+            data_error = self._data_error()
+            message = str(missing) if data_error is None else f"{data_error}; also {missing}"
+            raise FileNotFoundError(message) from None
+
+    def _data_error(self) -> Exception | None:
+        """The error of the configured DataModule's ``check_files()``, if it has one."""
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        data = cfg.get("data")
+        if data is None or not getattr(data, "class_path", None):
+            return None
+        module, name = data.class_path.rsplit(".", 1)
+        cls = getattr(importlib.import_module(module), name)
+        check = getattr(cls, "check_files", None)
+        if check is None:
+            return None
+        try:
+            check(cls(**data.init_args.as_dict()))
+        except (FileNotFoundError, ValueError) as err:
+            return err
+        return None
+
     def _check_data(self) -> None:
         """Fail before training starts (and before a W&B run opens) if data files are missing."""
         check = getattr(self.datamodule, "check_files", None)
@@ -97,6 +131,18 @@ class HashreproCLI(LightningCLI):
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
 
 
+def missing_file_error(err: BaseException) -> FileNotFoundError | None:
+    """The FileNotFoundError that ``err`` is or was caused by (through ``__cause__``), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, FileNotFoundError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def run_info(cfg: Any) -> dict[str, Any]:
     """Dataset, model, variant and bits of a run, from its parsed config."""
     model, data = cfg.get("model"), cfg.get("data")
@@ -121,8 +167,8 @@ def main(args: list[str] | None = None) -> HashreproCLI:
         raise SystemExit(2) from None
 
 
-def make_cli(args: list[str] | None) -> HashreproCLI:
-    """Build and run the LightningCLI."""
+def make_cli(args: list[str] | None, run: bool = True) -> HashreproCLI:
+    """Build the LightningCLI and run its subcommand (``run=False``: build only, no subcommand)."""
     return HashreproCLI(
         HashingModule,
         RetrievalDataModule,
@@ -138,6 +184,7 @@ def make_cli(args: list[str] | None) -> HashreproCLI:
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
         args=args,
+        run=run,
     )
 
 

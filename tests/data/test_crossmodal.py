@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
+from fake_formats import matlab_images, write_v73
 
 from hashrepro.data.crossmodal import (
     IAPRTC12,
@@ -32,27 +33,6 @@ def make_items(n: int = N, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.nd
     labels = (rng.random((n, C)) < 0.3).astype(np.uint8)
     labels[np.arange(n), np.arange(n) % C] = 1
     return images, text, labels
-
-
-def write_v73(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write arrays as MATLAB v7.3 does: HDF5 with a 512-byte header, axes reversed.
-
-    Each array is given in its MATLAB shape (e.g. an (N, D) matrix, or H x W x 3 x N images).
-    """
-    with h5py.File(path, "w", userblock_size=512) as f:
-        for key, arr in arrays.items():
-            ds = f.create_dataset(key, data=np.ascontiguousarray(arr.T))  # column-major
-            ds.attrs["MATLAB_class"] = np.bytes_("uint8" if arr.dtype == np.uint8 else "double")
-    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 "
-    header += b"HDF5 schema 1.00 ."
-    header = header.ljust(116) + b"\x00" * 8 + b"\x00\x02" + b"IM"
-    with open(path, "r+b") as f:
-        f.write(header)
-
-
-def matlab_images(images: np.ndarray) -> np.ndarray:
-    """(N, 3, H, W) -> MATLAB's H x W x 3 x N."""
-    return images.transpose(2, 3, 1, 0)
 
 
 def write_dcmh(root: Path, stem: str, v73_matrices: bool = False, n_text: int = N) -> None:

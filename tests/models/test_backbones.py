@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.io
 import torch
 import torchvision
+from fake_formats import FC, LRN_PARAM, WIDTH, fake_vgg_f
 from torch import nn
 
 from hashrepro.models.backbones import (
@@ -135,88 +135,11 @@ def test_torchvision_imagenet_from_hub_cache(hub_dir: Path) -> None:
 
 # --------------------------------------------------------------------------------------- CNN-F
 
-WIDTH = 1 / 32  # conv1 2 channels, conv2-5 8 channels, fc6/fc7 128 units
-C1, C2, FC = 2, 8, 128
-LRN_PARAM = [5.0, 2.0, 1e-4, 0.75]
-
-
-def _cell(*items: object) -> np.ndarray:
-    cell = np.empty((1, len(items)), dtype=object)
-    for i, item in enumerate(items):
-        cell[0, i] = item
-    return cell
-
-
-def _fake_vgg_f(path: Path, layout: str, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Write a narrow imagenet-vgg-f.mat mirroring MatConvNet's SimpleNN layout.
-
-    ``layout``: ``"old"`` (top-level ``normalization``, 224x224x3 mean image, ``normalize``
-    LRN type), ``"meta"`` (``meta.normalization``, 3-vector mean, ``lrn`` type) or ``"net"``
-    (everything inside a ``net`` struct, legacy ``filters`` / ``biases`` fields).
-    Returns the written arrays by layer name, plus ``"mean"``.
-    """
-    shapes = {
-        "conv1": (11, 11, 3, C1),
-        "conv2": (5, 5, C1, C2),
-        "conv3": (3, 3, C2, C2),
-        "conv4": (3, 3, C2, C2),
-        "conv5": (3, 3, C2, C2),
-        "fc6": (6, 6, C2, FC),
-        "fc7": (1, 1, FC, FC),
-        "fc8": (1, 1, FC, 10),
-    }
-    written: dict[str, np.ndarray] = {}
-
-    def conv(name: str, stride: int, pad: int) -> dict[str, object]:
-        f = rng.standard_normal(shapes[name]).astype(np.float32) * 0.1
-        b = rng.standard_normal((1, shapes[name][3])).astype(np.float32) * 0.1
-        written[name], written[name + "_b"] = f, b.ravel()
-        common = {"name": name, "type": "conv", "stride": [stride, stride], "pad": [pad] * 4}
-        if layout == "net":
-            return {**common, "filters": f, "biases": b.T}  # legacy fields, column biases
-        return {**common, "weights": _cell(f, b), "size": list(shapes[name])}
-
-    lrn_type = "normalize" if layout == "old" else "lrn"
-
-    def lrn(name: str) -> dict[str, object]:
-        return {"name": name, "type": lrn_type, "param": LRN_PARAM}
-
-    def pool(name: str, pad: list[int]) -> dict[str, object]:
-        return {"name": name, "type": "pool", "method": "max", "pool": [3, 3], "stride": [2, 2],
-                "pad": pad}  # fmt: skip
-
-    def relu(name: str) -> dict[str, object]:
-        return {"name": name, "type": "relu"}
-
-    layers = _cell(
-        conv("conv1", 4, 0), relu("relu1"), lrn("norm1"), pool("pool1", [0, 1, 0, 1]),
-        conv("conv2", 1, 2), relu("relu2"), lrn("norm2"), pool("pool2", [0, 0, 0, 0]),
-        conv("conv3", 1, 1), relu("relu3"), conv("conv4", 1, 1), relu("relu4"),
-        conv("conv5", 1, 1), relu("relu5"), pool("pool5", [0, 0, 0, 0]),
-        conv("fc6", 1, 0), relu("relu6"), conv("fc7", 1, 0), relu("relu7"),
-        conv("fc8", 1, 0), {"name": "prob", "type": "softmax"},
-    )  # fmt: skip
-    if layout == "old":
-        mean = rng.uniform(90, 130, (224, 224, 3)).astype(np.float32)
-    else:
-        mean = np.array([[[122.8, 114.9, 101.6]]], dtype=np.float32)  # 1x1x3
-    written["mean"] = mean
-    normalization = {"averageImage": mean, "imageSize": [224.0, 224.0, 3.0], "keepAspect": 1}
-    classes = {"name": _cell(*(f"n{i:08d}" for i in range(10)))}
-    if layout == "old":
-        content = {"layers": layers, "normalization": normalization, "classes": classes}
-    elif layout == "meta":
-        content = {"layers": layers, "meta": {"normalization": normalization, "classes": classes}}
-    else:
-        content = {"net": {"layers": layers, "normalization": normalization}}
-    scipy.io.savemat(path, content)
-    return written
-
 
 @pytest.mark.parametrize("layout", ["old", "meta", "net"])
 def test_cnnf_loads_matconvnet_layouts(tmp_path: Path, layout: str) -> None:
     path = tmp_path / "imagenet-vgg-f.mat"
-    written = _fake_vgg_f(path, layout, np.random.default_rng(0))
+    written = fake_vgg_f(path, layout, np.random.default_rng(0))
     net = CNNF(weights=str(path), width=WIDTH)
     assert net.out_features == FC
 
@@ -252,7 +175,7 @@ def test_cnnf_loads_matconvnet_layouts(tmp_path: Path, layout: str) -> None:
 def test_cnnf_filter_orientation_matches_matconvnet(tmp_path: Path) -> None:
     """conv1 at output (0, 0) is MatConvNet's correlation of the H x W x 3 image with f."""
     path = tmp_path / "vgg-f.mat"
-    written = _fake_vgg_f(path, "meta", np.random.default_rng(1))
+    written = fake_vgg_f(path, "meta", np.random.default_rng(1))
     net = CNNF(weights=str(path), width=WIDTH, subtract_mean=False)
     image = np.random.default_rng(2).standard_normal((224, 224, 3)).astype(np.float32)  # H W C
     f, b = written["conv1"], written["conv1_b"]  # H x W x in x out
@@ -265,7 +188,7 @@ def test_cnnf_filter_orientation_matches_matconvnet(tmp_path: Path) -> None:
 
 def test_cnnf_shape_mismatch(tmp_path: Path) -> None:
     path = tmp_path / "imagenet-vgg-f.mat"
-    _fake_vgg_f(path, "meta", np.random.default_rng(0))
+    fake_vgg_f(path, "meta", np.random.default_rng(0))
     with pytest.raises(ValueError, match="conv1 filters"):
         CNNF(weights=str(path), width=2 * WIDTH)
 
