@@ -24,7 +24,11 @@ def wandb_enabled(requested: bool) -> bool:
 
 
 def logger_spec(project: str, save_dir: Path, group: str, name: str, tags: list[str]) -> dict:
-    """The ``--trainer.logger`` value of a deep cell (the CLI appends dataset/model/bits tags)."""
+    """The ``--trainer.logger`` value of a deep cell (the CLI appends dataset/model/bits tags).
+
+    The mode is left to ``WANDB_MODE`` (offline unless set): Lightning's ``offline=True`` would
+    overwrite ``WANDB_MODE`` with ``dryrun`` for the rest of the process.
+    """
     save_dir.mkdir(parents=True, exist_ok=True)
     return {
         "class_path": WANDB_LOGGER,
@@ -35,7 +39,6 @@ def logger_spec(project: str, save_dir: Path, group: str, name: str, tags: list[
             "job_type": "cell",
             "name": name,
             "tags": tags,
-            "offline": wandb_mode() != "online",
         },
     }
 
