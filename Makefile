@@ -36,12 +36,14 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_retrieval.py
 
-# The papers' Table 2: embedded data by default; QUICK=1 for a short check; DATA=paper for the
-# paper datasets (files under data/). Finished cells are kept: a rerun resumes.
+# The papers' Table 2: embedded data by default; QUICK=1 for a short check; FULL=1 for the
+# configs' own epochs (several times longer); DATA=paper for the paper datasets (files under
+# data/). Finished cells are kept: a rerun resumes.
 QUICK ?=
+FULL  ?=
 DATA  ?= embedded
 reproduce-table2: $(STAMP)
-	$(BIN)/python -m hashrepro.reporting --data $(DATA) $(if $(QUICK),--quick,)
+	$(BIN)/python -m hashrepro.reporting --data $(DATA) $(if $(QUICK),--quick,) $(if $(FULL),--full-budget,)
 
 fit: $(STAMP)
 	$(BIN)/hashrepro fit --config $(CONFIG)

@@ -208,6 +208,7 @@ def write_outputs(
         "grid_file": str(grid.path),
         "data": grid.data_mode,
         "quick": grid.quick,
+        "full_budget": grid.full_budget,
         "seeds": grid.seeds,
         "protocol": grid.protocol,
         "budget": {p.key: p.budget for p in grid.papers},
@@ -244,7 +245,8 @@ def render_markdown(grid: Grid, rows: list[dict[str, Any]], info: dict[str, Any]
     kinds = info["timing"]["cells_by_kind"]
     seeds = "seed" if grid.seeds == 1 else "seeds"
     lines = [
-        f"# {grid.name}: {'QUICK variant, ' if grid.quick else ''}data={grid.data_mode}",
+        f"# {grid.name}: {'QUICK variant, ' if grid.quick else ''}"
+        f"{'FULL budget, ' if grid.full_budget else ''}data={grid.data_mode}",
         "",
         f"Test mAP of Hamming ranking over the whole database, mean ± sample std over "
         f"{grid.seeds} {seeds} (0..{grid.seeds - 1}: model seed = split seed). **Bold**: best "

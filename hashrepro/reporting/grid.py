@@ -154,6 +154,7 @@ class Grid:
     root: Path
     data_mode: DataMode
     quick: bool
+    full_budget: bool
     seeds: int
     torch_threads: int | None
     jobs: int
@@ -241,6 +242,7 @@ def load_grid(
     quick: bool = False,
     data: DataMode = "embedded",
     seeds: int | None = None,
+    full_budget: bool = False,
 ) -> Grid:
     """Read a grid YAML and expand its cells.
 
@@ -249,6 +251,8 @@ def load_grid(
         quick: use the ``quick`` section: its seeds, bits and training budget.
         data: ``embedded`` (offline datasets shipped with Python packages) or ``paper``.
         seeds: override the number of seeds (seeds are 0..seeds-1).
+        full_budget: no budget arguments: every deep cell trains for its configs' own epochs
+            (not with ``quick``).
 
     Raises:
         ValueError: the grid is malformed (the message says where).
@@ -258,6 +262,8 @@ def load_grid(
     raw = yaml.safe_load(path.read_text())
     if not isinstance(raw, dict) or "papers" not in raw:
         raise ValueError(f"{path}: a grid needs a 'papers' section")
+    if quick and full_budget:
+        raise ValueError("quick and full_budget exclude each other")
     if data not in DATA_MODES:
         raise ValueError(f"data must be one of {DATA_MODES}, got {data!r}")
     quick_raw = raw.get("quick") or {}
@@ -276,6 +282,7 @@ def load_grid(
             raise ValueError(f"{where} ({key}): no datasets for data={data!r}")
         budget_raw = p.get("budget") or {}
         budget = _as_args(budget_raw.get("quick" if quick else "table2"), f"{where}.budget")
+        budget = [] if full_budget else budget
         bits = p.get("quick_bits") if quick and p.get("quick_bits") else p.get("bits")
         if not bits:
             raise ValueError(f"{where} ({key}): no bits")
@@ -306,6 +313,7 @@ def load_grid(
         root=root,
         data_mode=data,
         quick=quick,
+        full_budget=full_budget,
         seeds=int(n_seeds),
         torch_threads=raw.get("torch_threads"),
         jobs=int(raw.get("jobs", 1)),

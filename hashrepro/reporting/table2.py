@@ -3,8 +3,10 @@
     python -m hashrepro.reporting                      # the full default grid (embedded data)
     python -m hashrepro.reporting --quick              # 1 seed, fewer bits, 1-2 epochs
     python -m hashrepro.reporting --data paper         # CIFAR-10, SVHN, MIRFlickr-25K files
+    python -m hashrepro.reporting --full-budget        # the configs' own epochs (much longer)
 
-Outputs go to ``results/table2`` (``results/table2-quick`` with ``--quick``): ``cells/`` (one
+Outputs go to ``results/table2`` (``results/table2-quick`` with ``--quick``,
+``results/table2-full`` with ``--full-budget``): ``cells/`` (one
 JSON per finished run), ``table2.{md,csv,json}``, ``plots/*.png``, ``splits/``, ``logs/``,
 ``wandb/``. Rerunning skips finished cells; ``--report-only`` rebuilds the outputs only.
 Exit status: 0 done, 1 a cell failed (the table shows what finished), 2 paper data missing.
@@ -42,6 +44,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--grid", type=Path, default=None, help=f"grid YAML (default {DEFAULT_GRID})")
     p.add_argument("--quick", action="store_true", help="the grid's quick section")
+    p.add_argument(
+        "--full-budget",
+        action="store_true",
+        help="train every deep cell for its configs' own epochs, not the grid's short budget",
+    )
     p.add_argument("--data", choices=("embedded", "paper"), default="embedded")
     p.add_argument("--out", type=Path, default=None, help="output folder")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (0..N-1)")
@@ -68,7 +75,7 @@ def report(grid: Grid, out: Path, use_wandb: bool) -> str:
             grid.wandb_project,
             out / "wandb",
             group=grid.name,
-            name=f"{grid.name}-{'quick' if grid.quick else 'full'}-{grid.data_mode}",
+            name=f"{grid.name}-{budget_name(grid)}-{grid.data_mode}",
             config={"data": grid.data_mode, "quick": grid.quick, "seeds": grid.seeds,
                     "budget": {p.key: p.budget for p in grid.papers}},
             columns=columns,
@@ -76,6 +83,11 @@ def report(grid: Grid, out: Path, use_wandb: bool) -> str:
             images=plots,
         )  # fmt: skip
     return md
+
+
+def budget_name(grid: Grid) -> str:
+    """``quick``, ``short`` (the grid's table budget) or ``full`` (the configs' epochs)."""
+    return "quick" if grid.quick else "full" if grid.full_budget else "short"
 
 
 def _cell_value(value: Any) -> Any:
@@ -88,10 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
     grid_path = args.grid or default_grid()
-    grid = load_grid(grid_path, quick=args.quick, data=args.data, seeds=args.seeds)
+    if args.quick and args.full_budget:
+        parser().error("--quick and --full-budget exclude each other")
+    grid = load_grid(
+        grid_path, quick=args.quick, data=args.data, seeds=args.seeds, full_budget=args.full_budget
+    )
     if args.threads is not None:
         grid.torch_threads = args.threads
-    out = args.out or Path("results") / ("table2-quick" if args.quick else "table2")
+    variant = "-quick" if args.quick else "-full" if args.full_budget else ""
+    out = args.out or Path("results") / f"table2{variant}"
     if args.data == "paper" and not args.report_only:
         try:
             check_paper_files(grid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,9 @@ def test_cells_share_splits_and_carry_curves(finished: tuple[Path, Path, int]) -
     assert len(runs) == N_CELLS + 1
     logger = json.loads(deep["argv"][deep["argv"].index("--trainer.logger") + 1])
     assert logger["init_args"]["group"] == "tiny-Digits"
-    assert logger["init_args"]["job_type"] == "cell" and logger["init_args"]["offline"]
+    assert logger["init_args"]["job_type"] == "cell"
+    assert "offline" not in logger["init_args"]  # the mode follows WANDB_MODE (no env rewrite)
+    assert os.environ["WANDB_MODE"] == "offline"
 
 
 def test_second_run_skips_every_cell(
@@ -255,6 +258,12 @@ def test_fingerprint_follows_the_budget(tmp_path: Path) -> None:
     deep_quick = [c for c in quick.cells if c.method.kind == "deep"]
     assert deep[0].cell_id == deep_quick[0].cell_id
     assert deep[0].fingerprint(grid.root) != deep_quick[0].fingerprint(quick.root)
+    full = load_grid(path, full_budget=True)
+    deep_full = [c for c in full.cells if c.method.kind == "deep"]
+    assert all(p.budget == [] for p in full.papers) and any(p.budget for p in grid.papers)
+    assert deep_full[0].fingerprint(full.root) != deep[0].fingerprint(grid.root)
+    with pytest.raises(ValueError, match="exclude each other"):
+        load_grid(path, quick=True, full_budget=True)
     classic = [c for c in grid.cells if c.method.kind == "classic"]
     assert classic[0].fingerprint(grid.root) == classic[0].fingerprint(grid.root)
     assert len(load_grid(path, seeds=3).cells) == 3 * N_CELLS
