@@ -172,6 +172,15 @@ def git_state(root: Path) -> dict[str, Any]:
     return {"commit": commit or "unknown", "dirty": bool(status.strip())}
 
 
+def cell_commits(records: list[dict[str, Any]]) -> dict[str, int]:
+    """Cells per commit that computed them (``+dirty`` with uncommitted changes)."""
+    counts: dict[str, int] = {}
+    for r in records:
+        key = str(r.get("commit", "unknown")) + ("+dirty" if r.get("commit_dirty") else "")
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def split_check(records: list[dict[str, Any]]) -> dict[str, list[str]]:
     """Split files used per (dataset, seed); more than one means methods saw different splits."""
     seen: dict[str, set[str]] = {}
@@ -216,6 +225,7 @@ def write_outputs(
         "ks": grid.ks,
         "versions": versions(),
         "git_commit": git["commit"],
+        "cell_commits": cell_commits(records),
         "git_dirty": git["dirty"],
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "cells_total": len(grid.cells),
@@ -271,8 +281,12 @@ def render_markdown(grid: Grid, rows: list[dict[str, Any]], info: dict[str, Any]
         "## Provenance",
         "",
         f"- grid `{info['grid_file']}`, generated {info['generated_at']}",
-        f"- git commit `{info['git_commit']}`" + (" (uncommitted changes)" if info["git_dirty"]
-                                                  else ""),
+        f"- report written at git commit `{info['git_commit']}`"
+        + (" (uncommitted changes)" if info["git_dirty"] else ""),
+        "- cells computed at: " + ", ".join(
+            f"`{c[:12]}{'` (uncommitted changes)' if c.endswith('+dirty') else '`'}: {n} cells"
+            for c, n in info["cell_commits"].items()
+        ),
         "- " + ", ".join(f"{k} {val}" for k, val in v.items()),
         f"- cells finished: {info['cells_finished']}/{info['cells_total']}",
     ]  # fmt: skip
@@ -282,14 +296,16 @@ def render_markdown(grid: Grid, rows: list[dict[str, Any]], info: dict[str, Any]
             f"CPU {t['cpu_s'] / 60:.1f} min"
         )
     invocations = info["timing"]["invocations"]
-    if invocations:
-        last = invocations[-1]
+    working = [inv for inv in invocations if inv["ran"] or inv["failed"]][-5:]
+    if invocations and invocations[-1] not in working:
+        working.append(invocations[-1])  # e.g. a rerun that skipped every cell
+    for inv in working:
         lines.append(
-            f"- last invocation: ran {last['ran']}, skipped {last['skipped']}, failed "
-            f"{last['failed']} cells in {last['wall_s'] / 60:.1f} min wall, "
-            f"{last['cpu_s'] / 60:.1f} min CPU ({last.get('jobs', 1)} job(s) of "
-            f"{last['torch_threads']} torch thread(s) on {last.get('cpu_count')} CPUs; load "
-            f"average at the end {last.get('loadavg_end')})"
+            f"- invocation {inv.get('finished_at', '?')}: ran {inv['ran']}, skipped "
+            f"{inv['skipped']}, failed {inv['failed']} cells in {inv['wall_s'] / 60:.1f} min wall, "
+            f"{inv['cpu_s'] / 60:.1f} min CPU ({inv.get('jobs', 1)} job(s) of "
+            f"{inv['torch_threads']} torch thread(s) on {inv.get('cpu_count')} CPUs; load "
+            f"average at the end {inv.get('loadavg_end')})"
         )
     splits = info["split_files"]
     shared = all(len(v) == 1 for v in splits.values())

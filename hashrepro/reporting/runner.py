@@ -405,7 +405,10 @@ def run_grid(grid: Grid, opts: RunOptions, jobs: int = 1) -> RunSummary:
         RuntimeError: a cell failed (unless ``keep_going``); finished cells are kept.
 
     """
+    from hashrepro.reporting.aggregate import REPO, git_state  # (aggregate imports this module)
+
     opts.out.mkdir(parents=True, exist_ok=True)
+    code = git_state(REPO)  # the code that computes this run's cells
     if grid.torch_threads:
         torch.set_num_threads(int(grid.torch_threads))
     summary = RunSummary()
@@ -462,6 +465,8 @@ def run_grid(grid: Grid, opts: RunOptions, jobs: int = 1) -> RunSummary:
                 cpu_s=round(cpu, 3),
                 torch_threads=int(grid.torch_threads or torch.get_num_threads()),
                 jobs=jobs,
+                commit=code["commit"],
+                commit_dirty=code["dirty"],
                 finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             )
             write_atomic(cell_path(opts.out, cell), record)

@@ -115,6 +115,8 @@ def test_outputs_are_written(finished: tuple[Path, Path, int]) -> None:
     }
     assert info["seeds"] == 1 and info["budget"]["single"][:2] == ["--trainer.max_epochs", "1"]
     assert not info["missing_cells"]
+    commit = info["git_commit"] + ("+dirty" if info["git_dirty"] else "")
+    assert info["cell_commits"] == {commit: N_CELLS}  # each cell records the code that made it
 
 
 def test_table_has_every_cell_and_marks_the_real_best(finished: tuple[Path, Path, int]) -> None:
