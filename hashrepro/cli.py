@@ -97,7 +97,8 @@ class HashreproCLI(LightningCLI):
         if check is None:
             return None
         try:
-            check(cls(**data.init_args.as_dict()))
+            init_args = getattr(data, "init_args", None)
+            check(cls(**(init_args.as_dict() if init_args is not None else {})))
         except (FileNotFoundError, ValueError) as err:
             return err
         return None
