@@ -132,7 +132,7 @@ def test_mirflickr_config_end_to_end(repo: Path, in_tmp: Path) -> None:
         assert 0.0 < float(metrics[key]) <= 1.0, key
 
 
-def test_mirflickr_config_without_files(in_tmp: Path, repo: Path, capsys) -> None:
+def test_mirflickr_config_without_files(in_tmp: Path, repo: Path) -> None:
     """Without the files the paper config stops at once, naming the data and weight files."""
     args = ["fit", "--config", str(repo / MIRFLICKR), "--data.init_args.root", "nowhere"]
     with pytest.raises(FileNotFoundError) as err:
