@@ -65,10 +65,23 @@ def to_numpy(x: Array) -> np.ndarray:
 
 
 def _check_code_values(t: Tensor) -> None:
+    """Refuse codes whose binarisation would silently be wrong (one-line ValueError).
+
+    ``{0, 1}`` bits (bool, or any dtype holding only 0 and 1 with both present, as released
+    code files often store them) would all map to +1; complex and NaN codes have no sign.
+    """
     if t.dtype == torch.bool:
         raise ValueError("codes are boolean; convert {0,1} bits with 2 * b - 1 first")
+    if t.is_complex():
+        raise ValueError("codes are complex; pass real-valued or +1/-1 codes")
     if t.is_floating_point() and bool(torch.isnan(t).any()):
         raise ValueError("codes contain NaN values")
+    if t.numel() and bool(t.min() >= 0) and bool(t.max() == 1):
+        if bool(((t == 0) | (t == 1)).all()) and bool((t == 0).any()):
+            raise ValueError(
+                "codes hold only the values 0 and 1 ({0,1} bits), which would all binarize to "
+                "+1; convert them to +1/-1 codes with 2 * b - 1 first"
+            )
 
 
 def binarize(x: ArrayLike) -> Tensor:

@@ -42,6 +42,7 @@ from hashrepro.retrieval.codes import (
     to_backend,
     to_numpy,
 )
+from hashrepro.retrieval.labels import check_labels
 
 TIES = ("index", "average")
 _CHUNK_BYTES = 128 * 2**20  # scratch memory of one chunk of queries (torch path, e.g. CUDA)
@@ -106,18 +107,8 @@ def _prepare_labels(
     device: torch.device,
 ) -> tuple[Array, Array]:
     """Integer class ids (both sides 1-D) or word-major packed multi-hot labels."""
-    ql, dl = as_tensor(query_labels).to(device), as_tensor(database_labels).to(device)
-    for name, t, rows in (("query_labels", ql, n_query), ("database_labels", dl, n_db)):
-        if t.ndim not in (1, 2) or t.shape[0] != rows:
-            raise ValueError(
-                f"{name} must have shape ({rows},) or ({rows}, L), got {tuple(t.shape)}"
-            )
-        if t.ndim == 2 and t.shape[1] == 0:
-            raise ValueError(f"{name} has zero label columns")
-        if t.ndim == 1 and (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool):
-            raise ValueError(f"1-D {name} must be integer class ids, got {t.dtype}")
-        if t.ndim == 1 and int(t.min()) < 0:
-            raise ValueError(f"{name} contains a negative class id")
+    ql = check_labels(as_tensor(query_labels).to(device), n_query, "query_labels")
+    dl = check_labels(as_tensor(database_labels).to(device), n_db, "database_labels")
     if ql.ndim == dl.ndim == 1:
         small = max(int(ql.max()), int(dl.max())) < 2**31
         ql, dl = (ql.int(), dl.int()) if small else (ql.long(), dl.long())  # small gather tables

@@ -68,7 +68,8 @@ def test_hamming_distance_matches_brute_force(
 ) -> None:
     monkeypatch.setattr(codes, "_NUMPY_FAST_PATH", numpy_path)
     rng = np.random.default_rng(seed)
-    a, b = rng.integers(-1, 2, size=(q, k)), rng.integers(-1, 2, size=(n, k))
+    # ternary codes (0 binarizes to +1), scaled so that no draw looks like {0,1} bits
+    a, b = 0.5 * rng.integers(-1, 2, size=(q, k)), 0.5 * rng.integers(-1, 2, size=(n, k))
     dist = hamming_distance(pack_codes(a), pack_codes(b))
     assert dist.dtype == torch.int32
     np.testing.assert_array_equal(dist.numpy(), brute_hamming(a, b))

@@ -55,8 +55,8 @@ class Case:
     @cached_property
     def relevance(self) -> list[list[bool]]:
         def sets(labels: np.ndarray) -> list[set[int]]:
-            if labels.ndim == 1:
-                return [{int(x)} for x in labels]
+            if labels.ndim == 1 or labels.shape[1] == 1:  # an (N, 1) column holds class ids
+                return [{int(x)} for x in labels.reshape(-1)]
             return [{j for j, v in enumerate(row) if v > 0} for row in labels]
 
         return [[bool(a & b) for b in sets(self.dl)] for a in sets(self.ql)]
@@ -104,7 +104,7 @@ def expected(case: Case, score) -> list[float]:
 @st.composite
 def cases(draw: st.DrawFn, max_db: int = 30) -> Case:
     k, q, n, c = (draw(st.integers(1, hi)) for hi in (6, 6, max_db, 4))
-    values = st.sampled_from([-1.0, 1.0, 0.0, -0.25, 3.0])
+    values = st.sampled_from([-1.0, 0.5, 0.0, -0.25, 3.0])  # no draw looks like {0,1} bits
     qc = draw(arrays(np.float64, (q, k), elements=values))
     dc = draw(arrays(np.float64, (n, k), elements=values))
     kind = draw(st.sampled_from(["ids", "multi", "query_ids", "db_ids"]))
@@ -446,7 +446,28 @@ BAD_INPUTS = {
     "empty database": (np.ones((1, 4)), np.ones((0, 4)), np.array([0]), np.array([], int)),
     "no bits": (np.ones((1, 0)), np.ones((3, 0)), np.array([0]), np.array([0, 1, 2])),
     "1-D codes": (np.ones(4), np.ones((3, 4)), np.array([0]), np.array([0, 1, 2])),
-    "float ids": (np.ones((1, 4)), np.ones((3, 4)), np.array([0.0]), np.array([0.0, 1.0, 2.0])),
+    "non-integral ids": (np.ones((1, 4)), np.ones((3, 4)), np.array([0.5]), np.array([0.0, 1, 2])),
+    "0/1 uint8 codes": (
+        np.array([[0, 1, 1, 0]], np.uint8),
+        np.array([[1, 1, 0, 0], [0, 0, 0, 1], [1, 0, 1, 0]], np.uint8),
+        np.array([0]),
+        np.array([0, 1, 2]),
+    ),
+    "0/1 float codes": (
+        np.array([[0.0, 1.0]]),
+        np.array([[1.0, 1.0], [0.0, 1.0]]),
+        np.array([0]),
+        np.array([0, 1]),
+    ),
+    "complex codes": (np.ones((1, 4)) * 1j, np.ones((3, 4)), np.array([0]), np.array([0, 1, 2])),
+    "NaN multi-hot": (
+        np.ones((1, 4)),
+        np.ones((3, 4)),
+        np.array([[1.0, np.nan]]),
+        np.ones((3, 2)),
+    ),
+    "negative multi-hot": (np.ones((1, 4)), np.ones((3, 4)), -np.ones((1, 2)), np.ones((3, 2))),
+    "complex labels": (np.ones((1, 4)), np.ones((3, 4)), np.ones((1, 2)) * 1j, np.ones((3, 2))),
     "negative id": (np.ones((1, 4)), np.ones((3, 4)), np.array([-1]), np.array([0, 1, 2])),
     "class counts": (np.ones((1, 4)), np.ones((3, 4)), np.ones((1, 2)), np.ones((3, 3))),
     "id out of range": (np.ones((1, 4)), np.ones((3, 4)), np.array([5]), np.ones((3, 3))),
@@ -461,6 +482,23 @@ def test_bad_inputs_raise_value_error(name: str) -> None:
         with pytest.raises(ValueError) as info:
             fn(*args)
         assert "\n" not in str(info.value)
+
+
+def test_label_columns_are_class_ids_and_integral_floats_are_ids() -> None:
+    """An (N, 1) column is class ids (class 0 keeps its label), as MATLAB files store them."""
+    case = tied_case()
+    ids_q, ids_db = np.arange(len(case.qc)) % 2, np.arange(len(case.dc)) % 2
+    want = mean_average_precision(case.qc, case.dc, ids_q, ids_db)
+    got = mean_average_precision(case.qc, case.dc, ids_q[:, None], ids_db[:, None].astype(float))
+    assert got == want
+    assert want > 0  # class-0 queries find their class-0 items
+
+
+def test_plus_minus_one_codes_of_one_sign_are_accepted() -> None:
+    """All-(+1) codes are not mistaken for {0,1} bits: only both values present are refused."""
+    ones = np.ones((2, 4))
+    # one tie bucket in database order: query 0 finds its item first, query 1 second
+    assert mean_average_precision(ones, ones, np.array([0, 1]), np.array([0, 1])) == 0.75
 
 
 def test_unknown_ties_raises() -> None:
