@@ -1,5 +1,6 @@
-"""Callbacks: the retrieval evaluator that binarizes codes and logs mAP at epoch end."""
+"""Callbacks: the retrieval evaluator (binarize codes, log mAP at epoch end) and the run guard."""
 
 from hashrepro.callbacks.evaluator import RetrievalEvaluator
+from hashrepro.callbacks.guard import DivergenceError, RunGuard
 
-__all__ = ["RetrievalEvaluator"]
+__all__ = ["DivergenceError", "RetrievalEvaluator", "RunGuard"]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_only
 
+from hashrepro.callbacks.guard import DivergenceError, learning_rates
 from hashrepro.retrieval import RetrievalMAPMetric, binarize
 
+log = logging.getLogger(__name__)
 ROLES = ("query", "database")  # dataloader 0 holds the queries, dataloader 1 what they search
 
 
@@ -25,10 +29,16 @@ class RetrievalEvaluator(Callback):
     |E[b_k]| over bits (0 = balanced), and ``{stage}/bit_corr_{m}``, the mean |correlation| between
     distinct bits (0 = independent).
 
+    Collapsed codes are flagged: ``{stage}/collapsed_{m}`` is 1 when the bit imbalance reaches
+    ``collapse_threshold`` (every bit nearly constant, so all codes are nearly equal and mAP says
+    little), else 0, and a one-line warning is printed. Non-finite codes stop the run with a
+    :class:`~hashrepro.callbacks.guard.DivergenceError`.
+
     Args:
         topk: rank cut-off R of mAP@R; ``None`` ranks the whole retrieval set.
         ties: ``index`` (stable, database order) or ``average`` (expected AP over tie orders).
         directions: restrict to these direction names; ``None`` takes the datamodule's.
+        collapse_threshold: bit imbalance from which the codes count as collapsed.
 
     """
 
@@ -37,9 +47,11 @@ class RetrievalEvaluator(Callback):
         topk: int | None = None,
         ties: Literal["index", "average"] = "index",
         directions: list[str] | None = None,
+        collapse_threshold: float = 0.99,
     ) -> None:
         super().__init__()
         self.topk = topk
+        self.collapse_threshold = collapse_threshold
         self.ties = ties
         self.only = directions
         self.directions: list[tuple[str, str, str]] = []
@@ -90,6 +102,7 @@ class RetrievalEvaluator(Callback):
             off = (corr.abs().sum() - corr.diagonal().abs().sum()) / max(k * (k - 1), 1)
             out[f"bit_imbalance_{mod}"] = float(mean.abs().mean())
             out[f"bit_corr_{mod}"] = float(off)
+            out[f"collapsed_{mod}"] = float(out[f"bit_imbalance_{mod}"] >= self.collapse_threshold)
         return out
 
     # ----------------------------------------------------------------- Lightning hooks
@@ -99,13 +112,25 @@ class RetrievalEvaluator(Callback):
         self.reset(list(directions), pl_module.device)
 
     def _batch(
-        self, pl_module: pl.LightningModule, outputs: Any, batch: Any, dataloader_idx: int
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        dataloader_idx: int,
     ) -> None:
         if isinstance(outputs, dict) and "codes" in outputs:
             codes = outputs["codes"]
         else:
             with torch.no_grad():
                 codes = pl_module.encode(batch)
+        for mod, c in codes.items():
+            if c.is_floating_point() and not bool(torch.isfinite(c).all()):
+                raise DivergenceError(
+                    f"the model's {mod} codes contain NaN or infinite values after epoch "
+                    f"{trainer.current_epoch} (global step {trainer.global_step}, learning rate "
+                    f"{learning_rates(trainer)}): training diverged; lower the learning rate"
+                )
         self.update(codes, batch, ROLES[min(dataloader_idx, 1)])
 
     def _end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -113,6 +138,14 @@ class RetrievalEvaluator(Callback):
             return
         values = self.compute(reduce=lambda t: trainer.strategy.reduce(t, reduce_op="sum"))
         for key, value in values.items():
+            if key.startswith("collapsed_") and value and not trainer.sanity_checking:
+                mod = key.removeprefix("collapsed_")
+                when = f" at epoch {trainer.current_epoch}" if stage == "val" else ""
+                rank_zero_only(log.warning)(
+                    f"warning: {stage} {mod} codes collapsed{when}: bit imbalance "
+                    f"{values[f'bit_imbalance_{mod}']:.3f} (every bit nearly constant), so "
+                    "their mAP means little; check the learning rate"
+                )
             pl_module.log(f"{stage}/{key}", value, prog_bar=key == "mAP", sync_dist=False)
         self.metrics, self.moments = {}, {}
 
@@ -130,7 +163,7 @@ class RetrievalEvaluator(Callback):
         dataloader_idx: int = 0,
     ) -> None:
         """Collect one batch of validation queries or retrieval items."""
-        self._batch(pl_module, outputs, batch, dataloader_idx)
+        self._batch(trainer, pl_module, outputs, batch, dataloader_idx)
 
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Log ``val/mAP_*`` and the bit statistics."""
@@ -150,7 +183,7 @@ class RetrievalEvaluator(Callback):
         dataloader_idx: int = 0,
     ) -> None:
         """Collect one batch of test queries or database items."""
-        self._batch(pl_module, outputs, batch, dataloader_idx)
+        self._batch(trainer, pl_module, outputs, batch, dataloader_idx)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Log ``test/mAP_*`` and the bit statistics."""
