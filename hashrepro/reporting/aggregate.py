@@ -76,6 +76,7 @@ def summarize(grid: Grid, records: list[dict[str, Any]]) -> list[dict[str, Any]]
                         mean, std = _mean_std(maps)
                         vals = [r["val_mAP"] for r in group if r.get("val_mAP") is not None]
                         p_r2 = [r["metrics"][direction]["precision_at_radius2"] for r in group]
+                        collapsed = sum(map(collapsed_codes, group))
                         rows.append(
                             {
                                 "paper": paper.key,
@@ -92,6 +93,7 @@ def summarize(grid: Grid, records: list[dict[str, Any]]) -> list[dict[str, Any]]
                                 "val_mAP_mean": float(np.mean(vals)) if vals else None,
                                 "precision_at_radius2_mean": float(np.mean(p_r2)),
                                 "wall_s_mean": float(np.mean([r["wall_s"] for r in group])),
+                                "collapsed_seeds": collapsed,
                                 "best": False,
                             }
                         )
@@ -105,15 +107,23 @@ def summarize(grid: Grid, records: list[dict[str, Any]]) -> list[dict[str, Any]]
     return rows
 
 
+def collapsed_codes(record: dict[str, Any]) -> bool:
+    """Whether the evaluator flagged a deep cell's test codes as collapsed (any modality)."""
+    test = record.get("evaluator_test") or {}
+    return any(v >= 1 for k, v in test.items() if k.startswith("test/collapsed_"))
+
+
 def _column(row: dict[str, Any]) -> tuple:
     return (row["paper"], row["dataset"], row["direction"], row["bits"])
 
 
-def _fmt(row: dict[str, Any]) -> str:
+def format_cell(row: dict[str, Any]) -> str:
+    """``mean ± std`` of a table cell, bold when best, ``†`` when some seed's codes collapsed."""
     text = f"{row['mAP_mean']:.3f}"
     if row["n_seeds"] > 1:
         text += f" ± {row['mAP_std']:.3f}"
-    return f"**{text}**" if row["best"] else text
+    text = f"**{text}**" if row["best"] else text
+    return f"{text} †" if row.get("collapsed_seeds") else text
 
 
 def markdown_tables(grid: Grid, rows: list[dict[str, Any]]) -> str:
@@ -135,7 +145,7 @@ def markdown_tables(grid: Grid, rows: list[dict[str, Any]]) -> str:
             ]
             for method in paper.methods:
                 row = [
-                    _fmt(cells[(method.name, d, b)]) if (method.name, d, b) in cells else "—"
+                    format_cell(cells[(method.name, d, b)]) if (method.name, d, b) in cells else "—"
                     for d, b in cols
                 ]
                 lines.append(f"| {method.name} | {method.kind} | " + " | ".join(row) + " |")
@@ -239,6 +249,7 @@ def write_outputs(
     fields = [
         "paper", "dataset", "direction", "method", "kind", "bits", "mAP_mean", "mAP_std",
         "n_seeds", "best", "val_mAP_mean", "precision_at_radius2_mean", "wall_s_mean",
+        "collapsed_seeds",
     ]  # fmt: skip
     with (out / "table2.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
@@ -260,7 +271,9 @@ def render_markdown(grid: Grid, rows: list[dict[str, Any]], info: dict[str, Any]
         "",
         f"Test mAP of Hamming ranking over the whole database, mean ± sample std over "
         f"{grid.seeds} {seeds} (0..{grid.seeds - 1}: model seed = split seed). **Bold**: best "
-        "mean of the column. Every number comes from a run in `cells/`.",
+        "mean of the column. †: the test codes of at least one seed collapsed (every bit "
+        "nearly constant; the evaluator's `collapsed` flag), so that mAP means little. Every "
+        "number comes from a run in `cells/`.",
         "",
         markdown_tables(grid, rows),
         "",

@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -351,6 +352,8 @@ def execute_cell(cell: Cell, grid: Grid, opts: RunOptions) -> tuple[dict[str, An
     """
     t0, c0 = time.perf_counter(), time.process_time()
     log = opts.out / "logs" / f"{cell.cell_id}.log"
+    if _STOPPING:  # a worker told to stop: run nothing more
+        raise CellFailed("not run: the grid was interrupted")
     try:
         with captured_output(log):
             record = run_cell(cell, grid, opts)
@@ -361,8 +364,23 @@ def execute_cell(cell: Cell, grid: Grid, opts: RunOptions) -> tuple[dict[str, An
     return record, time.perf_counter() - t0, time.process_time() - c0
 
 
+_STOPPING = False  # set in a worker by Ctrl-C (SIGINT): finish the cell in progress, start none
+
+
+def _stop_on_sigint(signum: int, frame: Any) -> None:
+    global _STOPPING
+    _STOPPING = True
+    raise KeyboardInterrupt
+
+
 def _init_worker(threads: int | None) -> None:
-    """Worker process of ``jobs > 1``: torch threads and a data cache for its lifetime."""
+    """Worker process of ``jobs > 1``: torch threads and a data cache for its lifetime.
+
+    Ctrl-C (SIGINT, from the terminal or sent by the grid process) interrupts the cell in
+    progress, whose W&B run is then tagged ``interrupted`` and finished, and no further cell
+    starts in this worker.
+    """
+    signal.signal(signal.SIGINT, _stop_on_sigint)
     if threads:
         torch.set_num_threads(int(threads))
     global _WORKER_CACHE
@@ -497,7 +515,7 @@ def run_grid(grid: Grid, opts: RunOptions, jobs: int = 1) -> RunSummary:
 def _run_parallel(todo: list, grid: Grid, opts: RunOptions, jobs: int, finish: Any) -> None:
     """Run ``todo`` in ``jobs`` worker processes, calling ``finish`` as cells complete."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import ProcessPoolExecutor, as_completed, wait
 
     # Draw every split here first: two workers must never write the same split file.
     firsts: dict[tuple[str, int], Cell] = {}
@@ -511,6 +529,7 @@ def _run_parallel(todo: list, grid: Grid, opts: RunOptions, jobs: int, finish: A
         initializer=_init_worker,
         initargs=(grid.torch_threads,),
     )
+    futures: dict[Any, tuple[Cell, str]] = {}
     try:
         futures = {pool.submit(execute_cell, c, grid, opts): (c, fp) for c, fp in todo}
         for future in as_completed(futures):
@@ -520,10 +539,17 @@ def _run_parallel(todo: list, grid: Grid, opts: RunOptions, jobs: int, finish: A
             except CellFailed as err:
                 result = err
             finish(cell, fingerprint, result)
-    except BaseException:
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.terminate()  # stop the cells in progress (they are not recorded)
+    except BaseException as err:
+        processes = list(getattr(pool, "_processes", {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
+        if isinstance(err, KeyboardInterrupt):  # let the workers close their cells' W&B runs
+            for process in processes:
+                if process.is_alive() and process.pid is not None:
+                    os.kill(process.pid, signal.SIGINT)
+            running = [f for f in futures if f.running()]
+            wait(running, timeout=60)
+        for process in processes:
+            process.terminate()  # stop what is left (cells in progress are not recorded)
         raise
     pool.shutdown(wait=True)
 

@@ -9,7 +9,9 @@ Outputs go to ``results/table2`` (``results/table2-quick`` with ``--quick``,
 ``results/table2-full`` with ``--full-budget``): ``cells/`` (one
 JSON per finished run), ``table2.{md,csv,json}``, ``plots/*.png``, ``splits/``, ``logs/``,
 ``wandb/``. Rerunning skips finished cells; ``--report-only`` rebuilds the outputs only.
-Exit status: 0 done, 1 a cell failed (the table shows what finished), 2 paper data missing.
+Exit status: 0 done, 1 a cell failed (the table shows what finished), 2 paper data missing,
+130 interrupted (Ctrl-C: one line; the cells in progress have their W&B runs tagged
+``interrupted``, finished cells are kept).
 """
 
 from __future__ import annotations
@@ -131,6 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         try:
             summary = run_grid(grid, opts, jobs=args.jobs or grid.jobs)
+        except KeyboardInterrupt:
+            done = len(load_records(grid, out)[0])
+            print(
+                f"interrupted: {done} finished cells are kept in {out}/cells; rerun to resume",
+                file=sys.stderr,
+            )
+            return 130
         except RuntimeError as err:
             print(f"error: {err}", file=sys.stderr)
             status = 1

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from hashrepro.reporting import load_grid, runner
+from hashrepro.reporting.aggregate import collapsed_codes, format_cell
 from hashrepro.reporting.table2 import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -188,7 +189,7 @@ def test_second_run_skips_every_cell(
 
 
 def test_interrupted_run_resumes_without_loss(
-    tmp_path: Path, in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, in_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     grid = tiny_grid(tmp_path)
     out = tmp_path / "out"
@@ -202,8 +203,12 @@ def test_interrupted_run_resumes_without_loss(
         return real(cell, *args)
 
     monkeypatch.setattr(runner, "run_cell", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        main(["--grid", str(grid), "--out", str(out), "--no-wandb", *FAST])
+    assert main(["--grid", str(grid), "--out", str(out), "--no-wandb", *FAST]) == 130
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (
+        f"interrupted: 1 finished cells are kept in {out}/cells; rerun to resume"
+    )
+    assert "Traceback" not in err
     first = cells(out)
     assert list(first) == [calls[0]]  # the finished cell is kept, the interrupted one is not
     assert not list((out / "cells").glob(".*.tmp"))
@@ -213,6 +218,16 @@ def test_interrupted_run_resumes_without_loss(
     assert len(after) == N_CELLS
     assert after[calls[0]] == first[calls[0]]  # not retrained
     assert len(json.loads((out / "table2.json").read_text())["rows"]) == N_ROWS
+
+
+def test_collapsed_cells_are_marked() -> None:
+    collapsed = {"evaluator_test": {"test/mAP": 0.1, "test/collapsed_image": 1.0}}
+    fine = {"evaluator_test": {"test/mAP": 0.9, "test/collapsed_image": 0.0}}
+    assert collapsed_codes(collapsed) and not collapsed_codes(fine)
+    assert not collapsed_codes({"evaluator_test": None})  # classic cells have no evaluator
+    row = {"mAP_mean": 0.1, "mAP_std": 0.0, "n_seeds": 1, "best": False, "collapsed_seeds": 1}
+    assert format_cell(row) == "0.100 †"
+    assert format_cell({**row, "collapsed_seeds": 0}) == "0.100"
 
 
 def test_failing_cell_stops_the_run_and_keeps_finished_cells(
