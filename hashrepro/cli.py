@@ -1,37 +1,137 @@
 """``hashrepro`` / ``lightning`` / ``python -m hashrepro``: one LightningCLI in subclass mode.
 
 YAML names models and data by short class names (``class_path: HashCNN``). Every run gets the
-retrieval evaluator (``evaluator:``), a checkpoint on validation mAP (``checkpoint:``) and, by
-default, an offline W&B logger grouped and tagged by dataset, model, variant and bits. After
-``fit``, the best checkpoint is tested on the query set against the database (``--test_after_fit``).
+retrieval evaluator (``evaluator:``), a checkpoint on validation mAP (``checkpoint:``), the run
+guard (``guard:``, stops diverged runs) and, by default, an offline W&B logger grouped and tagged
+by dataset, model, variant and bits. After ``fit``, the best checkpoint is tested on the query
+set against the database (``--test_after_fit``).
+
+Every run writes into its own directory, ``results/runs/<run name>/<time>-<subcommand>/``
+(``trainer.default_root_dir`` changes the ``results/runs`` part): its ``config.yaml``,
+``checkpoints/`` and W&B files. Saved splits go to ``results/splits``.
+
+Exit status from the shell: 0 on success, 2 on a usage, configuration or data error (one line
+on stderr), 1 on a failed run (a diverged run: one line), 130 when interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import logging
 import os
+import re
 import sys
-from typing import Any
+import time
+import warnings
+from pathlib import Path
+from typing import Any, NoReturn
 
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_only
 
 import hashrepro.data  # noqa: F401  (registers the DataModules for short class names)
 import hashrepro.models  # noqa: F401  (registers the models for short class names)
-from hashrepro.callbacks import RetrievalEvaluator
+from hashrepro.callbacks import RetrievalEvaluator, RunGuard
+from hashrepro.callbacks.guard import DivergenceError
 from hashrepro.data.base import RetrievalDataModule
 from hashrepro.models.base import HashingModule
 
 WANDB_LOGGER = "lightning.pytorch.loggers.WandbLogger"
+RUNS_ROOT = Path("results/runs")
 
 
+class ConfigError(ValueError):
+    """A configuration the classes reject (a constructor's ValueError, an impossible protocol)."""
+
+
+# ------------------------------------------------------------------------------- parser errors
+def subclass_names(base: type) -> list[str]:
+    """Short names of the concrete subclasses of ``base`` that are importable here."""
+    seen, todo = set(), list(base.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        if cls not in seen:
+            seen.add(cls)
+            todo.extend(cls.__subclasses__())
+    return sorted({c.__name__ for c in seen if not c.__name__.startswith("_")})
+
+
+def condense(message: str, options: list[str]) -> str:
+    """One line from jsonargparse's multi-line error ``message``.
+
+    Unknown classes list the available short names, unknown options suggest close ones, and
+    nested errors become ``key.init_args.key: innermost message``.
+    """
+    lines = [ln.strip(" -") for ln in message.splitlines() if ln.strip(" -")]
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    unknown = re.search(r"Expected a dot import path string: (\S+)", message) or re.search(
+        r"Expected a path but (\S+) either not accessible or invalid", message
+    )
+    if unknown and keys and keys[0] in ("model", "data"):
+        base = HashingModule if keys[0] == "model" else RetrievalDataModule
+        names = ", ".join(subclass_names(base))
+        return f"unknown {keys[0]} class {unknown.group(1)!r}; available: {names}"
+    if lines and lines[0].startswith("unrecognized arguments:"):
+        given = [a.split("=")[0] for a in lines[0].split(":", 1)[1].split() if a.startswith("--")]
+        close = [m for g in given for m in difflib.get_close_matches(g, options, n=1)]
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        return f"{lines[0]}{hint}"
+    noise = ("Subtypes:", "Errors:", "Given value", "Does not validate", "Expected a <class")
+    details = [ln for ln in lines if not ln.startswith(noise) and "Parser key" not in ln]
+    detail = details[-1] if details else (lines[0] if lines else message)
+    if not keys:
+        return detail
+    path = keys[0] + "".join(
+        f".init_args.{k}" if "class_path" in message else f".{k}" for k in keys[1:]
+    )
+    return f"{path}: {detail}"
+
+
+class HashreproParser(LightningArgumentParser):
+    """LightningCLI's parser, whose errors are one line (no 65-line usage block first)."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        """Print ``error: <one line>`` and exit 2 (jsonargparse's debug mode keeps raising)."""
+        if not self.exit_on_error or os.environ.get("JSONARGPARSE_DEBUG"):
+            super().error(message, ex)
+        parser = getattr(ex, "subcommand_parser", None) or self
+        options = [o for a in parser._actions for o in a.option_strings if o.startswith("--")]
+        sys.stderr.write(f"error: {condense(message, options)} (see {parser.prog} --help)\n")
+        raise SystemExit(2)
+
+
+def root_cause(err: BaseException) -> BaseException:
+    """The innermost exception of ``err``'s cause/context chain."""
+    seen: set[int] = set()
+    while id(err) not in seen and (err.__cause__ or err.__context__) is not None:
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__  # type: ignore[assignment]
+    return err
+
+
+def missing_file_error(err: BaseException) -> FileNotFoundError | None:
+    """The FileNotFoundError that ``err`` is or was caused by (through ``__cause__``), if any."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, FileNotFoundError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+# ------------------------------------------------------------------------------- the CLI
 class HashreproCLI(LightningCLI):
-    """LightningCLI with the evaluator, a validation-mAP checkpoint and W&B run grouping."""
+    """LightningCLI with the evaluator, a validation-mAP checkpoint, run dirs and W&B grouping."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Add the always-on callbacks and the test-after-fit switch."""
         parser.add_lightning_class_args(RetrievalEvaluator, "evaluator")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(RunGuard, "guard")
         parser.set_defaults(
             {
                 "checkpoint.monitor": "val/mAP",
@@ -47,15 +147,30 @@ class HashreproCLI(LightningCLI):
             help="After fit, test the best checkpoint (selected on validation mAP).",
         )
 
+    @property
+    def _cfg(self) -> Any:
+        return self.config[self.subcommand] if self.subcommand else self.config
+
     def before_instantiate_classes(self) -> None:
-        """Fill W&B group, tags and run name from the model and data config."""
-        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        """Give the run its own directory; fill W&B group, tags and run name."""
+        cfg = self._cfg
+        info = run_info(cfg)
+        name = (
+            f"{info['model']}-{info['variant']}-{info['dataset']}-{info['bits']}b-"
+            f"seed{cfg.get('seed_everything')}"
+        )
+        self.run_dir = new_run_dir(
+            Path(cfg.trainer.get("default_root_dir") or RUNS_ROOT) / name, self.subcommand
+        )
+        cfg.trainer.default_root_dir = str(self.run_dir)
+        if cfg.get("checkpoint") is not None and not cfg.checkpoint.get("dirpath"):
+            cfg.checkpoint.dirpath = str(self.run_dir / "checkpoints")
         logger = cfg.get("trainer", {}).get("logger")
-        loggers = logger if isinstance(logger, list) else [logger]
-        for lg in loggers:
+        for lg in logger if isinstance(logger, list) else [logger]:
             if getattr(lg, "class_path", None) == WANDB_LOGGER:
                 init = lg.init_args
-                info = run_info(cfg)
+                if init.get("save_dir") in (None, "", "."):  # "." is WandbLogger's default
+                    init.save_dir = str(self.run_dir)
                 init.group = init.group or f"{info['dataset']}-{info['bits']}bits"
                 init.tags = list(init.tags or []) + [
                     info["dataset"],
@@ -63,32 +178,33 @@ class HashreproCLI(LightningCLI):
                     info["variant"],
                     f"{info['bits']}bits",
                 ]
-                init.name = init.name or (
-                    f"{info['model']}-{info['variant']}-{info['dataset']}-"
-                    f"{info['bits']}b-seed{cfg.get('seed_everything')}"
-                )
+                init.name = init.name or name
                 init.job_type = init.job_type or self.subcommand
 
     def instantiate_classes(self) -> None:
-        """Instantiate; when a model file (e.g. CNN-F weights) is missing, name missing data too.
+        """Instantiate; constructor errors become one-line :class:`ConfigError` s.
 
-        The model is built before the data files are checked, so without this a run lacking
+        When a model file (e.g. CNN-F weights) is missing, missing data files are named too:
+        the model is built before the data files are checked, so without this a run lacking
         both would report only the weights, and fail on the data only after they are found.
         """
         try:
             super().instantiate_classes()
-        except (FileNotFoundError, ValueError) as err:
+        except (FileNotFoundError, ValueError, TypeError) as err:
             missing = missing_file_error(err)  # jsonargparse wraps it in a ValueError
             if missing is None:
-                raise
+                raise ConfigError(str(root_cause(err)).splitlines()[0]) from err
             data_error = self._data_error()
             message = str(missing) if data_error is None else f"{data_error}; also {missing}"
             raise FileNotFoundError(message) from None
+        for lg in self.trainer.loggers:  # Lightning 2.6 passes anonymous=None: wandb warns
+            init = getattr(lg, "_wandb_init", None)
+            if isinstance(init, dict):
+                init.pop("anonymous", None)
 
     def _data_error(self) -> Exception | None:
         """The error of the configured DataModule's ``check_files()``, if it has one."""
-        cfg = self.config[self.subcommand] if self.subcommand else self.config
-        data = cfg.get("data")
+        data = self._cfg.get("data")
         if data is None or not getattr(data, "class_path", None):
             return None
         module, name = data.class_path.rsplit(".", 1)
@@ -98,50 +214,108 @@ class HashreproCLI(LightningCLI):
             return None
         try:
             init_args = getattr(data, "init_args", None)
-            check(cls(**(init_args.as_dict() if init_args is not None else {})))
+            dm = cls(**(init_args.as_dict() if init_args is not None else {}))
+            if getattr(dm, "download", False):
+                return None  # the files come with the download
+            check(dm)
         except (FileNotFoundError, ValueError) as err:
             return err
         return None
 
-    def _check_data(self) -> None:
-        """Fail before training starts (and before a W&B run opens) if data files are missing."""
-        check = getattr(self.datamodule, "check_files", None)
+    def _prepare_run(self) -> None:
+        """Download if asked, check the data files and the protocol, then make the run dir.
+
+        Runs before training starts, and before a W&B run opens: missing or corrupt files and
+        an impossible protocol stop here with one line.
+        """
+        dm = self.datamodule
+        if getattr(dm, "download", False):
+            dm.prepare_data()
+        check = getattr(dm, "check_files", None)
         if callable(check):
             check()
+        try:
+            _ = dm.split  # draws (or reads) the protocol's index sets
+        except ValueError as err:
+            raise ConfigError(str(err).splitlines()[0]) from err
+        self.run_dir.mkdir(parents=True, exist_ok=True)
 
     def before_fit(self) -> None:
-        """Check the data files."""
-        self._check_data()
+        """Check the data; make the run directory."""
+        self._prepare_run()
 
     def before_validate(self) -> None:
-        """Check the data files."""
-        self._check_data()
+        """Check the data; make the run directory."""
+        self._prepare_run()
 
     def before_test(self) -> None:
-        """Check the data files."""
-        self._check_data()
+        """Check the data; make the run directory."""
+        self._prepare_run()
+
+    def before_predict(self) -> None:
+        """Check the data; make the run directory."""
+        self._prepare_run()
+
+    # ----------------------------------------------------------------- subcommands
+    def _call(self, fn: Any, **kwargs: Any) -> Any:
+        """Run a Trainer method; Lightning turns Ctrl-C into ``sys.exit(1)``: undo that."""
+        try:
+            return fn(**kwargs)
+        except SystemExit:
+            if self.trainer.interrupted:
+                raise KeyboardInterrupt from None
+            raise
+
+    def fit(self, **kwargs: Any) -> None:
+        """``trainer.fit`` (Ctrl-C raises KeyboardInterrupt)."""
+        self._call(self.trainer.fit, **kwargs)
+
+    def validate(self, verbose: bool = True, **kwargs: Any) -> Any:
+        """``trainer.validate``, then the ``val/`` metrics as one column."""
+        out = self._call(self.trainer.validate, verbose=False, **kwargs)
+        if verbose:
+            print_metrics(self.trainer.callback_metrics, "val/")
+        return out
+
+    def test(self, verbose: bool = True, **kwargs: Any) -> Any:
+        """``trainer.test``, then the ``test/`` metrics as one column."""
+        out = self._call(self.trainer.test, verbose=False, **kwargs)
+        if verbose:
+            print_metrics(self.trainer.callback_metrics, "test/", kwargs.get("ckpt_path"))
+        return out
 
     def after_fit(self) -> None:
         """Test the checkpoint chosen on validation mAP (never on the test queries)."""
-        if not self.config[self.subcommand].get("test_after_fit", True):
+        if not self._cfg.get("test_after_fit", True):
             return
         if self.trainer.fast_dev_run or self.trainer.checkpoint_callback is None:
             ckpt = None
         else:
             ckpt = self.trainer.checkpoint_callback.best_model_path or None
-        self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
+        self.test(model=self.model, datamodule=self.datamodule, ckpt_path=ckpt)
 
 
-def missing_file_error(err: BaseException) -> FileNotFoundError | None:
-    """The FileNotFoundError that ``err`` is or was caused by (through ``__cause__``), if any."""
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        if isinstance(current, FileNotFoundError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+@rank_zero_only
+def print_metrics(metrics: dict[str, Any], prefix: str, ckpt: str | None = None) -> None:
+    """Print the metrics whose names start with ``prefix``, one per line, names in full."""
+    rows = {k: float(v) for k, v in sorted(metrics.items()) if k.startswith(prefix)}
+    if not rows:
+        return
+    width = max(len(k) for k in rows)
+    source = f" (checkpoint {ckpt})" if ckpt else ""
+    lines = [f"{prefix.rstrip('/')} results{source}:"]
+    lines += [f"  {k:<{width}}  {v:.4f}" for k, v in rows.items()]
+    print("\n".join(lines), flush=True)
+
+
+def new_run_dir(parent: Path, subcommand: str | None) -> Path:
+    """``parent/<YYYYmmdd-HHMMSS>-<subcommand>``, with a suffix if that exists already."""
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{subcommand or 'run'}"
+    path, n = parent / stem, 1
+    while path.exists():
+        n += 1
+        path = parent / f"{stem}-{n}"
+    return path
 
 
 def run_info(cfg: Any) -> dict[str, Any]:
@@ -156,31 +330,68 @@ def run_info(cfg: Any) -> dict[str, Any]:
     }
 
 
-def main(args: list[str] | None = None) -> HashreproCLI:
-    """Run the command line; ``args=None`` reads ``sys.argv``."""
+# ------------------------------------------------------------------------------- entry point
+class _DropTips(logging.Filter):
+    """Drops Lightning's advertising tips (``💡 Tip: ... try installing litlogger``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in str(record.msg)
+
+
+def quiet_third_party() -> None:
+    """Silence the messages a user cannot act on: Lightning's tips and internal deprecations."""
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropTips())
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended.*")
+
+
+def main(args: list[str] | None = None) -> HashreproCLI | None:
+    """Run the command line.
+
+    Args:
+        args: the arguments; ``None`` reads ``sys.argv`` (the shell).
+
+    Returns:
+        The CLI object when called from Python with ``args``; ``None`` from the shell, so
+        that ``sys.exit(main())`` exits 0 after a successful run.
+
+    From the shell, errors are one line on stderr: exit 2 for usage, configuration and data
+    errors, 1 for a diverged run, 130 for Ctrl-C. From Python they are raised.
+    """
     os.environ.setdefault("WANDB_MODE", "offline")
+    from_shell = args is None
     try:
-        return make_cli(args)
-    except (FileNotFoundError, ImportError) as err:
-        if args is not None:  # called from Python: let the caller see the exception
+        cli = make_cli(args)
+    except (FileNotFoundError, ImportError, ConfigError) as err:
+        if not from_shell:
             raise
-        print(f"error: {err}", file=sys.stderr)  # from the shell: one line, no traceback
+        print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except DivergenceError as err:
+        if not from_shell:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        if not from_shell:
+            raise
+        print("interrupted: finished checkpoints are kept in the run directory", file=sys.stderr)
+        raise SystemExit(130) from None
+    return None if from_shell else cli
 
 
 def make_cli(args: list[str] | None, run: bool = True) -> HashreproCLI:
     """Build the LightningCLI and run its subcommand (``run=False``: build only, no subcommand)."""
+    quiet_third_party()
     return HashreproCLI(
         HashingModule,
         RetrievalDataModule,
         subclass_mode_model=True,
         subclass_mode_data=True,
         seed_everything_default=0,
+        parser_class=HashreproParser,
         trainer_defaults={
-            "logger": {
-                "class_path": WANDB_LOGGER,
-                "init_args": {"project": "hashrepro", "save_dir": "results/runs"},
-            },
+            "logger": {"class_path": WANDB_LOGGER, "init_args": {"project": "hashrepro"}},
         },
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from hashrepro.models.base import HashingModule
@@ -36,3 +37,14 @@ class TinyHasher(HashingModule):
         loss = sum(nn.functional.cross_entropy(self.head(c), target) for c in codes.values())
         self.log("train/loss", loss)
         return loss
+
+
+class InterruptAt(Callback):
+    """Raises KeyboardInterrupt (as Ctrl-C does) at a given training batch."""
+
+    def __init__(self, batch: int = 1) -> None:
+        self.batch = batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == self.batch:
+            raise KeyboardInterrupt

@@ -190,7 +190,7 @@ class RetrievalDataModule(pl.LightningDataModule):
         batch_size: int = 64,
         eval_batch_size: int = 256,
         num_workers: int = 0,
-        split_dir: str | None = "splits",
+        split_dir: str | None = "results/splits",
         download: bool = False,
     ) -> None:
         super().__init__()
