@@ -17,19 +17,44 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 import hashrepro.data  # noqa: F401  (registers the DataModules for short class names)
-import hashrepro.models  # noqa: F401  (registers the models for short class names)
 from hashrepro.callbacks import RetrievalEvaluator
 from hashrepro.data.base import RetrievalDataModule
-from hashrepro.models.base import HashingModule
+from hashrepro.models import DPSH, HashCNN, HashingModule, ReconstructHashing
 
+MODELS = (DPSH, HashCNN, ReconstructHashing)  # imported, so YAML can name them by class name
 WANDB_LOGGER = "lightning.pytorch.loggers.WandbLogger"
+
+
+#: Sizes a model takes from its data: DataModule property -> model init argument of that name.
+#: A model without the argument is left alone (jsonargparse skips a link whose target its class
+#: lacks), so each model declares only what it needs.
+DATA_LINKS = ("num_classes", "num_items", "multilabel")
+
+
+def schedule_length(max_epochs: int | None) -> int:
+    """The LR schedule's length in epochs: ``trainer.max_epochs`` (Lightning's 1000 if unset)."""
+    return 1000 if max_epochs is None else max_epochs
 
 
 class HashreproCLI(LightningCLI):
     """LightningCLI with the evaluator, a validation-mAP checkpoint and W&B run grouping."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        """Add the always-on callbacks and the test-after-fit switch."""
+        """Add the always-on callbacks, the test-after-fit switch and the links.
+
+        Links: the data's ``num_classes``, ``num_items`` and ``multilabel`` go to the model's
+        arguments of those names once the DataModule exists (it loads its labels for them), and
+        ``trainer.max_epochs`` becomes the cosine schedule's ``T_max``, so neither is typed in
+        YAML and ``--trainer.max_epochs`` also sets the schedule's length.
+        """
+        for name in DATA_LINKS:
+            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+        parser.link_arguments(
+            "trainer.max_epochs",
+            "model.init_args.scheduler.init_args.T_max",
+            compute_fn=schedule_length,
+            apply_on="parse",
+        )
         parser.add_lightning_class_args(RetrievalEvaluator, "evaluator")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(

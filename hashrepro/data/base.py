@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from hashrepro.models.common import is_multilabel
+
 SPLITS = ("query", "database", "train", "val_query", "val_database")
 MODALITY_ABBREV = {"image": "i", "text": "t"}
 
@@ -238,8 +240,18 @@ class RetrievalDataModule(pl.LightningDataModule):
 
     @property
     def num_classes(self) -> int:
-        """Number of label classes."""
+        """Number of label classes (linked to the model's ``num_classes`` by the CLI)."""
         return int(self.data.labels.shape[1])
+
+    @property
+    def num_items(self) -> int:
+        """Number of items of the whole dataset, the largest item index + 1 (linked likewise)."""
+        return len(self.data.labels)
+
+    @property
+    def multilabel(self) -> bool:
+        """Whether some item carries other than exactly one label (linked likewise)."""
+        return is_multilabel(self.data.labels)
 
     @property
     def directions(self) -> list[tuple[str, str, str]]:

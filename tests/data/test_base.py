@@ -19,12 +19,12 @@ class Toy(RetrievalDataModule):
 
     def __init__(self, multilabel: bool = False, fixed: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.multilabel, self.fixed = multilabel, fixed
+        self.multi, self.fixed = multilabel, fixed
 
     def load(self) -> RetrievalData:
         y = np.arange(120) % 4
         labels = one_hot(y, 4)
-        if self.multilabel:
+        if self.multi:
             labels[::3, (y[::3] + 1) % 4] = 1.0
         part = {}
         if self.fixed:
