@@ -5,8 +5,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from hashrepro.cli import main
+from hashrepro.cli import main, make_cli
 
 FAST = ["--trainer.logger", "false", "--data.init_args.split_dir", "splits"]
 
@@ -113,3 +114,46 @@ def test_missing_paper_data_fails_before_training(repo: Path, in_tmp: Path) -> N
         main(["fit", "--config", config, "--data.init_args.root", str(in_tmp / "nowhere")])
     assert "data_batch_1" in str(err.value) and "\n" not in str(err.value)
     assert not list(in_tmp.rglob("offline-run-*"))  # no W&B run was opened
+
+
+# ------------------------------------------------------------------ links: data -> model sizes
+DIGITS = ["--data", "Digits", "--data.init_args.split_dir", "null", "--trainer.logger", "false"]
+
+
+def schedule_of(cli) -> torch.optim.lr_scheduler.LRScheduler:
+    return cli.model.configure_optimizers()["lr_scheduler"]
+
+
+def test_max_epochs_sets_the_cosine_schedule_length(repo: Path) -> None:
+    config = ["--config", str(repo / "experiments/hashcnn_mnist5k.yaml"), *DIGITS]
+    assert schedule_of(make_cli(config, run=False)).T_max == 12  # the config's max_epochs
+    cli = make_cli([*config, "--trainer.max_epochs", "3"], run=False)
+    assert cli.trainer.max_epochs == 3 and schedule_of(cli).T_max == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "multilabel"), [("Digits", False), ("tiny_data.MultiLabelDigits", True)]
+)
+def test_num_classes_and_label_kind_come_from_the_data(
+    repo: Path, data: str, multilabel: bool
+) -> None:
+    config = str(repo / "experiments/hashcnn_mnist5k.yaml")
+    cli = make_cli(["--config", config, *DIGITS, "--data", data], run=False)
+    assert cli.model.hparams.num_classes == 10 and cli.model.net.classifier.out_features == 10
+    assert cli.model.loss.multilabel is multilabel
+
+
+def test_num_items_sizes_the_code_memory(repo: Path) -> None:
+    cli = make_cli(["--config", str(repo / "experiments/dpsh_mnist5k.yaml"), *DIGITS], run=False)
+    assert cli.model.memory.num_items == len(cli.datamodule.data.labels) == 1797
+    mfeat = ["--config", str(repo / "experiments/cmh_mfeat.yaml"), *DIGITS[2:]]
+    assert make_cli(mfeat, run=False).model.memory.num_items == 2000
+
+
+def test_print_config_leaves_linked_values_out(repo: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(repo / "experiments/cmh_mirflickr.yaml"), "--print_config"])
+    out = capsys.readouterr().out
+    assert "class_path: hashrepro.models.ReconstructHashing" in out
+    assert "CosineAnnealingLR" in out and "max_epochs: 100" in out
+    assert "num_items" not in out and "T_max" not in out
