@@ -8,9 +8,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from hashrepro.retrieval import RetrievalMAPMetric, binarize
-
-ROLES = ("query", "database")  # dataloader 0 holds the queries, dataloader 1 what they search
+from hashrepro.retrieval import ROLES, RetrievalMAPMetric, binarize
 
 
 class RetrievalEvaluator(Callback):
