@@ -19,6 +19,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 import hashrepro.data  # noqa: F401  (registers the DataModules for short class names)
 from hashrepro.callbacks import RetrievalEvaluator
 from hashrepro.data.base import RetrievalDataModule
+from hashrepro.data.formats import DataFileError
 from hashrepro.models import DPSH, HashCNN, HashingModule, ReconstructHashing
 
 MODELS = (DPSH, HashCNN, ReconstructHashing)  # imported, so YAML can name them by class name
@@ -95,37 +96,57 @@ class HashreproCLI(LightningCLI):
                 init.job_type = init.job_type or self.subcommand
 
     def instantiate_classes(self) -> None:
-        """Instantiate; when a model file (e.g. CNN-F weights) is missing, name missing data too.
+        """Instantiate; when a file is missing, name every missing file of the data and model.
 
-        The model is built before the data files are checked, so without this a run lacking
-        both would report only the weights, and fail on the data only after they are found.
+        The DataModule is built (and reads its labels, for the links) before the model, so
+        without this a run lacking both its data and a model file (e.g. CNN-F weights) would
+        report only the data, and fail on the model only after the data is found. A corrupt
+        or inconsistent file is re-raised as the reader's one-line :class:`DataFileError`.
         """
         try:
             super().instantiate_classes()
         except (FileNotFoundError, ValueError) as err:
-            missing = missing_file_error(err)  # jsonargparse wraps it in a ValueError
-            if missing is None:
+            cause = file_error(err)  # jsonargparse may wrap it in a ValueError
+            if cause is None:
                 raise
-            data_error = self._data_error()
-            message = str(missing) if data_error is None else f"{data_error}; also {missing}"
-            raise FileNotFoundError(message) from None
+            if not isinstance(cause, FileNotFoundError):
+                raise cause from None
+            errors = [cause]
+            for other in (self._data_error(), self._model_file_error()):
+                if other is not None and str(other) not in map(str, errors):
+                    errors.append(other)
+            raise FileNotFoundError("; also ".join(map(str, errors))) from None
+
+    def _config(self) -> Any:
+        return self.config[self.subcommand] if self.subcommand else self.config
 
     def _data_error(self) -> Exception | None:
         """The error of the configured DataModule's ``check_files()``, if it has one."""
-        cfg = self.config[self.subcommand] if self.subcommand else self.config
-        data = cfg.get("data")
+        data = self._config().get("data")
         if data is None or not getattr(data, "class_path", None):
             return None
-        module, name = data.class_path.rsplit(".", 1)
-        cls = getattr(importlib.import_module(module), name)
-        check = getattr(cls, "check_files", None)
+        check = getattr(import_class(data.class_path), "check_files", None)
         if check is None:
             return None
         try:
-            init_args = getattr(data, "init_args", None)
-            check(cls(**(init_args.as_dict() if init_args is not None else {})))
+            check(build(data))
         except (FileNotFoundError, ValueError) as err:
             return err
+        return None
+
+    def _model_file_error(self) -> FileNotFoundError | None:
+        """A missing file of a model part given by class (e.g. a backbone's weights), if any."""
+        model = self._config().get("model")
+        init_args = getattr(model, "init_args", None)
+        for value in vars(init_args).values() if init_args is not None else ():
+            if not getattr(value, "class_path", None):
+                continue
+            try:
+                build(value)
+            except FileNotFoundError as err:
+                return err
+            except Exception:  # noqa: BLE001  (only a hint for the message)
+                continue
         return None
 
     def _check_data(self) -> None:
@@ -157,16 +178,28 @@ class HashreproCLI(LightningCLI):
         self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=ckpt)
 
 
-def missing_file_error(err: BaseException) -> FileNotFoundError | None:
-    """The FileNotFoundError that ``err`` is or was caused by (through ``__cause__``), if any."""
+def file_error(err: BaseException) -> FileNotFoundError | DataFileError | None:
+    """The missing-file or data-file error that ``err`` is or was caused by, if any."""
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
-        if isinstance(current, FileNotFoundError):
+        if isinstance(current, (FileNotFoundError, DataFileError)):
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+def import_class(class_path: str) -> type:
+    """The class named by a full ``package.module.Class`` path."""
+    module, name = class_path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
+
+
+def build(spec: Any) -> Any:
+    """Instantiate a parsed ``class_path`` / ``init_args`` config (one level, no links)."""
+    init_args = getattr(spec, "init_args", None)
+    return import_class(spec.class_path)(**(init_args.as_dict() if init_args is not None else {}))
 
 
 def run_info(cfg: Any) -> dict[str, Any]:
@@ -186,7 +219,7 @@ def main(args: list[str] | None = None) -> HashreproCLI:
     os.environ.setdefault("WANDB_MODE", "offline")
     try:
         return make_cli(args)
-    except (FileNotFoundError, ImportError) as err:
+    except (FileNotFoundError, ImportError, DataFileError) as err:
         if args is not None:  # called from Python: let the caller see the exception
             raise
         print(f"error: {err}", file=sys.stderr)  # from the shell: one line, no traceback

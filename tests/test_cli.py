@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fake_formats import write_cifar
 
 from hashrepro.cli import main, make_cli
 
@@ -106,6 +107,23 @@ def test_console_entry_points(repo: Path) -> None:
             pytest.skip(f"{script} console script not installed (run `make install`)")
         done = subprocess.run([str(exe), "fit", "--help"], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_corrupt_data_file_is_one_line_from_the_shell(
+    repo: Path, in_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    write_cifar(in_tmp / "cifar")
+    bad = in_tmp / "cifar" / "cifar-10-batches-py" / "data_batch_4"
+    bad.write_bytes(b"junk, not a pickle")
+    config = str(repo / "experiments/hashcnn_cifar10.yaml")
+    argv = ["hashrepro", "fit", "--config", config, "--data.init_args.root", str(in_tmp / "cifar")]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_:
+        main()  # as from the shell
+    assert exit_.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"error: CIFAR10: cannot read {bad} as a pickled CIFAR-10 batch")
+    assert not list(in_tmp.rglob("offline-run-*"))  # no W&B run was opened
 
 
 def test_missing_paper_data_fails_before_training(repo: Path, in_tmp: Path) -> None:
