@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
-
-import h5py
 import numpy as np
 import pytest
 import scipy.io
@@ -12,7 +9,6 @@ import torch
 from fake_formats import SMALL, C, D, H, N, W, make_items, matlab_images, write_dcmh, write_v73
 
 from hashrepro.data.crossmodal import IAPRTC12, CrossModalFeatures, MIRFlickr25K, NUSWIDECrossModal
-from hashrepro.data.formats import HDF5Images
 
 
 def check_batch(dm, expected_size: tuple[int, int] = (H, W)) -> dict:
@@ -86,26 +82,6 @@ def test_nuswide_concepts_and_iapr_spelling(tmp_path):
     check_batch(IAPRTC12(root=str(tmp_path), image_size=None, **SMALL))
 
 
-def test_lazy_source(tmp_path):
-    path = tmp_path / "big.mat"
-    with h5py.File(path, "w") as f:  # 3 GB declared, nothing allocated or read
-        f.create_dataset(
-            "IAll", shape=(20015, 3, 224, 224), dtype=np.uint8, chunks=(1, 3, 224, 224)
-        )
-    src = HDF5Images(path, "IAll")
-    assert len(src) == 20015 and src._file is None
-    assert src[20014].shape == (3, 224, 224)
-    assert src._file is not None
-    copy = pickle.loads(pickle.dumps(src))  # works after reading; the handle is not pickled
-    assert copy._file is None and copy[0].shape == (3, 224, 224)
-    src._pid = -1  # as after a fork: the next access opens a new handle
-    old = src._file
-    src[1]
-    assert src._file is not old
-    src.close()
-    old.close()
-
-
 def test_dataloader_workers(tmp_path):
     write_dcmh(tmp_path, "mirflickr25k")
     images, _, _ = make_items()
@@ -118,7 +94,8 @@ def test_dataloader_workers(tmp_path):
         **SMALL,
     )
     dm.setup("test")
-    _ = dm.data.sources["image"][0]  # a parent handle open before the fork
+    _ = dm.data.sources["image"][0]  # a parent handle open before the fork: each worker
+    # must open its own (h5py handles do not survive a fork)
     batches = list(dm.test_dataloader()[1])
     got = torch.cat([b["image"] for b in batches])
     idx = torch.cat([b["index"] for b in batches]).numpy()

@@ -1,7 +1,8 @@
-"""Corrupt, truncated and tampered files: every reader fails with one line naming the file.
+"""The readers of hashrepro.data.formats: lazy images, and damaged files.
 
-The files are written by the tests in each dataset's real format, then damaged. Each message must
-be one line with the file's path, what was expected and what was found.
+Corrupt, truncated and tampered files are written by the tests in each dataset's real format,
+then damaged; every reader must fail with one line holding the file's path, what was expected
+and what was found.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import pathlib
 import pickle
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from fake_formats import SMALL, write_cifar, write_dcmh, write_svhn
 from PIL import Image
 
 from hashrepro.data import CIFAR10, NUSWIDE, SVHN, CrossModalFeatures, MIRFlickr25K
+from hashrepro.data.formats import HDF5Images
 
 
 def one_line(err: pytest.ExceptionInfo, path: Path) -> str:
@@ -27,6 +30,24 @@ def one_line(err: pytest.ExceptionInfo, path: Path) -> str:
 
 def truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+# --------------------------------------------------------------------------------- lazy images
+def test_lazy_hdf5_images(tmp_path: Path) -> None:
+    path = tmp_path / "big.mat"
+    with h5py.File(path, "w") as f:  # 3 GB declared, nothing allocated or read
+        f.create_dataset(
+            "IAll", shape=(20015, 3, 224, 224), dtype=np.uint8, chunks=(1, 3, 224, 224)
+        )
+    src = HDF5Images(path, "IAll")
+    assert len(src) == 20015  # from the stored shape alone
+    assert src[20014].shape == (3, 224, 224)
+    copy = pickle.loads(pickle.dumps(src))  # works after reading: the handle is not pickled
+    assert copy[0].shape == (3, 224, 224)
+    copy.close()
+    src.close()
+    assert src[1].shape == (3, 224, 224)  # reopens on the next access
+    src.close()
 
 
 # --------------------------------------------------------------------------------- CIFAR-10
