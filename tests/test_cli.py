@@ -89,10 +89,14 @@ def test_help(argv: list[str], capsys: pytest.CaptureFixture) -> None:
     assert "--config" in capsys.readouterr().out
 
 
-def test_print_config_resolves_short_names(repo: Path, capsys: pytest.CaptureFixture) -> None:
+def printed_config(config: Path, capsys: pytest.CaptureFixture) -> str:
     with pytest.raises(SystemExit):
-        main(["fit", "--config", str(repo / "tests/configs/tiny_digits.yaml"), "--print_config"])
-    out = capsys.readouterr().out
+        main(["fit", "--config", str(config), "--print_config"])
+    return capsys.readouterr().out
+
+
+def test_print_config_resolves_short_names(repo: Path, capsys: pytest.CaptureFixture) -> None:
+    out = printed_config(repo / "tests/configs/tiny_digits.yaml", capsys)
     assert "class_path: hashrepro.data.Digits" in out
     assert "evaluator:" in out and "monitor: val/mAP" in out
 
@@ -179,9 +183,7 @@ def test_num_items_sizes_the_code_memory(repo: Path) -> None:
 
 
 def test_print_config_leaves_linked_values_out(repo: Path, capsys: pytest.CaptureFixture) -> None:
-    with pytest.raises(SystemExit):
-        main(["fit", "--config", str(repo / "experiments/cmh_mirflickr.yaml"), "--print_config"])
-    out = capsys.readouterr().out
+    out = printed_config(repo / "experiments/cmh_mirflickr.yaml", capsys)
     assert "class_path: hashrepro.models.ReconstructHashing" in out
     assert "CosineAnnealingLR" in out and "max_epochs: 100" in out
     assert "num_items" not in out and "T_max" not in out

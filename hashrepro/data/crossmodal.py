@@ -23,8 +23,8 @@ from hashrepro.data.base import RetrievalData, RetrievalDataModule
 from hashrepro.data.formats import (
     DataFileError,
     HDF5Images,
-    is_hdf5,
-    mat_shapes,
+    Layout,
+    find_dcmh_files,
     needs_transpose,
     read_arrays,
     read_matrix,
@@ -105,8 +105,8 @@ class DCMHFormat(RetrievalDataModule):
 
     protocol = "dcmh"  # random query set, training set drawn from the database
 
-    def layouts(self) -> list[dict[str, tuple[Path, str]]]:
-        """List the accepted file layouts, each as role -> (path, key), preferred first."""
+    def layouts(self) -> list[Layout]:
+        """List the accepted file layouts, each as part -> (path, key), preferred first."""
         root = self.root or Path(".")
         out = [
             {r: (root / f"{stem}-{self.suffixes[r]}.mat", self.keys[r]) for r in PARTS}
@@ -132,7 +132,7 @@ class DCMHFormat(RetrievalDataModule):
         """Find the files and check keys and shapes from metadata only (no data is read).
 
         Returns:
-            role -> (path, key, whether to transpose) for ``image``, ``text`` and ``label``.
+            part -> (path, key, whether to transpose) for ``image``, ``text`` and ``label``.
 
         Raises:
             FileNotFoundError: no accepted layout is complete.
@@ -142,44 +142,7 @@ class DCMHFormat(RetrievalDataModule):
         cls = type(self).__name__
         if self.root is None:
             raise ValueError(f"{cls}: root is not set; {self.expected()}")
-        layouts = self.layouts()
-        complete = [lay for lay in layouts if all(p.exists() for p, _ in lay.values())]
-        if not complete:  # name a missing file of the most complete layout
-            best = max(layouts, key=lambda lay: sum(p.exists() for p, _ in lay.values()))
-            missing = next(p for p, _ in best.values() if not p.exists())
-            raise FileNotFoundError(f"{cls}: missing {missing}; {self.expected()}")
-        layout = complete[0]
-        cache: dict[Path, dict[str, tuple[int, ...]]] = {}
-        shapes = {}
-        for role, (path, key) in layout.items():
-            if path not in cache:  # a single-file layout holds all three keys
-                cache[path] = mat_shapes(cls, path, "a MATLAB .mat file (v5 or v7.3)")
-            stored = cache[path]
-            if key not in stored:
-                found = ", ".join(sorted(stored)) or "nothing"
-                raise DataFileError(
-                    f"{cls}: {path} has no key {key!r} (found {found}); {self.expected()}"
-                )
-            shapes[role] = stored[key]
-        ipath, ikey = layout["image"]
-        ishape = shapes["image"]  # (N, 3, W, H)
-        if not is_hdf5(ipath) or len(ishape) != 4 or ishape[1] != 3:
-            raise DataFileError(
-                f"{cls}: {ikey} in {ipath} has shape {ishape} (v7.3: {is_hdf5(ipath)}), "
-                f"not a v7.3 N x 3 x W x H array; {self.expected()}"
-            )
-        n = ishape[0]
-        out = {"image": (ipath, ikey, False)}
-        for role in ("text", "label"):
-            path, key = layout[role]
-            transpose = needs_transpose(shapes[role], n, is_hdf5(path))
-            if transpose is None:
-                raise DataFileError(
-                    f"{cls}: {key} in {path} has shape {shapes[role]} but {ikey} has "
-                    f"N={n} items; {self.expected()}"
-                )
-            out[role] = (path, key, transpose)
-        return out
+        return find_dcmh_files(cls, self.layouts(), self.expected())
 
     def load(self) -> RetrievalData:
         """Check the files, then read text and labels; images stay on disk (lazy)."""

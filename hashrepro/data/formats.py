@@ -290,6 +290,61 @@ class HDF5Images:
         self._file = self._pid = None
 
 
+Layout = dict[str, tuple[Path, str]]  # part (image, text, label) -> (file, key)
+
+
+def find_dcmh_files(who: str, layouts: list[Layout], expected: str) -> dict:
+    """Pick the first complete DCMH layout and check it from metadata only (no data is read).
+
+    Args:
+        who: the dataset, for messages.
+        layouts: the accepted layouts, preferred first, each part -> (file, key).
+        expected: a description of the accepted layouts, for messages.
+
+    Returns:
+        part -> (path, key, whether to transpose) for ``image``, ``text`` and ``label``.
+
+    Raises:
+        FileNotFoundError: no layout is complete (names a missing file of the closest one).
+        DataFileError: a file is unreadable, a key is missing or the shapes do not fit.
+
+    """
+    complete = [lay for lay in layouts if all(p.exists() for p, _ in lay.values())]
+    if not complete:  # name a missing file of the most complete layout
+        best = max(layouts, key=lambda lay: sum(p.exists() for p, _ in lay.values()))
+        missing = next(p for p, _ in best.values() if not p.exists())
+        raise FileNotFoundError(f"{who}: missing {missing}; {expected}")
+    layout = complete[0]
+    cache: dict[Path, dict[str, tuple[int, ...]]] = {}
+    shapes = {}
+    for part, (path, key) in layout.items():
+        if path not in cache:  # a single-file layout holds all three keys
+            cache[path] = mat_shapes(who, path, "a MATLAB .mat file (v5 or v7.3)")
+        if key not in cache[path]:
+            keys = ", ".join(sorted(cache[path])) or "nothing"
+            raise DataFileError(f"{who}: {path} has no key {key!r} (found {keys}); {expected}")
+        shapes[part] = cache[path][key]
+    ipath, ikey = layout["image"]
+    ishape = shapes["image"]  # (N, 3, W, H)
+    if not is_hdf5(ipath) or len(ishape) != 4 or ishape[1] != 3:
+        raise DataFileError(
+            f"{who}: {ikey} in {ipath} has shape {ishape} (v7.3: {is_hdf5(ipath)}), "
+            f"not a v7.3 N x 3 x W x H array; {expected}"
+        )
+    n = ishape[0]
+    out = {"image": (ipath, ikey, False)}
+    for part in ("text", "label"):
+        path, key = layout[part]
+        transpose = needs_transpose(shapes[part], n, is_hdf5(path))
+        if transpose is None:
+            raise DataFileError(
+                f"{who}: {key} in {path} has shape {shapes[part]} but {ikey} has "
+                f"N={n} items; {expected}"
+            )
+        out[part] = (path, key, transpose)
+    return out
+
+
 def read_arrays(
     who: str, path: Path, keys: Iterable[str], expected: str
 ) -> tuple[dict[str, Any], bool]:
@@ -346,6 +401,38 @@ def read_list(path: Path) -> tuple[list[str], np.ndarray]:
     if not rows:
         raise DataFileError(f"NUSWIDE: {path} lists no images; expected {expected}")
     return paths, np.array(rows, dtype=np.float32)  # (n, C)
+
+
+def read_lists(folder: Path, names: Sequence[str]) -> tuple[list[str], np.ndarray, dict]:
+    """Read several lists of one dataset; an image listed in more than one is one item.
+
+    Returns:
+        The items' image paths, their (N, C) labels, and list name -> (n,) item indices.
+
+    Raises:
+        DataFileError: the lists disagree on the number of labels or on an image's labels.
+
+    """
+    index: dict[str, int] = {}  # image path -> item
+    rows: list[np.ndarray] = []  # (C,) labels per item
+    listed: dict[str, np.ndarray] = {}  # list name -> its items
+    for name in names:
+        paths, labels = read_list(folder / name)
+        if rows and labels.shape[1] != len(rows[0]):
+            raise DataFileError(
+                f"NUSWIDE: {folder / name} has {labels.shape[1]} label columns but "
+                f"{names[0]} has {len(rows[0])}"
+            )
+        for p, row in zip(paths, labels, strict=True):
+            if p not in index:
+                index[p] = len(rows)
+                rows.append(row)
+            elif not np.array_equal(rows[index[p]], row):
+                raise DataFileError(
+                    f"NUSWIDE: {p} is listed with different labels in {folder / name}"
+                )
+        listed[name] = np.array([index[p] for p in paths], dtype=np.int64)
+    return list(index), np.stack(rows), listed
 
 
 class ImageFiles:

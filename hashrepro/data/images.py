@@ -19,11 +19,10 @@ from torchvision import transforms as T
 from hashrepro.data.base import RetrievalData, RetrievalDataModule, one_hot
 from hashrepro.data.formats import (
     ROOT_HINT,
-    DataFileError,
     ImageFiles,
     check_present,
     read_cifar_batch,
-    read_list,
+    read_lists,
     read_svhn_mat,
     require_root,
 )
@@ -263,25 +262,7 @@ class NUSWIDE(RetrievalDataModule):
     def load(self) -> RetrievalData:
         """Read the lists; the images themselves are read lazily, item by item."""
         folder = self.check_files()
-        index: dict[str, int] = {}  # image path -> item
-        rows: list[np.ndarray] = []  # (C,) labels per item
-        listed: dict[str, np.ndarray] = {}  # list name -> its items
-        for name in self.files:
-            paths, labels = read_list(folder / name)
-            if rows and labels.shape[1] != len(rows[0]):
-                raise DataFileError(
-                    f"NUSWIDE: {folder / name} has {labels.shape[1]} label columns but "
-                    f"{self.files[0]} has {len(rows[0])}"
-                )
-            for p, row in zip(paths, labels, strict=True):
-                if p not in index:
-                    index[p] = len(rows)
-                    rows.append(row)
-                elif not np.array_equal(rows[index[p]], row):
-                    raise DataFileError(
-                        f"NUSWIDE: {p} is listed with different labels in {folder / name}"
-                    )
-            listed[name] = np.array([index[p] for p in paths], dtype=np.int64)
+        paths, labels, listed = read_lists(folder, self.files)
         partition: dict[str, np.ndarray] = {}
         if self.list_file is None:  # the shipped split: test.txt holds the queries
             partition = {
@@ -290,14 +271,14 @@ class NUSWIDE(RetrievalDataModule):
                 "train": listed["train.txt"],
             }
         image_root = self.image_root if self.image_root is not None else folder
-        first = image_root / next(iter(index))
+        first = image_root / paths[0]
         if not first.is_file():
             raise FileNotFoundError(
                 f"NUSWIDE: image {first} not found; the list paths are relative to image_root "
                 f"({image_root}); set data.init_args.image_root"
             )
-        source = ImageFiles([str(image_root / p) for p in index], self.image_size, "NUSWIDE")
-        return RetrievalData({"image": source}, np.stack(rows), partition)
+        source = ImageFiles([str(image_root / p) for p in paths], self.image_size, "NUSWIDE")
+        return RetrievalData({"image": source}, labels, partition)
 
     def transforms(self, stage: Literal["train", "eval"]) -> dict[str, Callable[[Any], Any]]:
         """Float CHW, ImageNet mean/std; random crop + flip when training."""

@@ -140,23 +140,29 @@ def test_truncated_dcmh_v73_file(tmp_path: Path, name: str) -> None:
     assert "MIRFlickr25K: cannot read" in msg and "found " in msg
 
 
-def test_corrupt_feature_file(tmp_path: Path) -> None:
-    path = tmp_path / "feats.npz"
-    path.write_bytes(b"not a zip archive")
-    with pytest.raises(ValueError) as err:
-        _ = CrossModalFeatures(path=str(path), name="f", split_dir=None).data
-    msg = one_line(err, path)
-    assert "f: cannot read" in msg and "arrays image (N x D_i)" in msg
-
-
-# --------------------------------------------------------------------------------- NUS-WIDE
-def test_binary_list_file(tmp_path: Path) -> None:
-    path = tmp_path / "all.txt"
+# --------------------------------------------------------------------------------- features, lists
+@pytest.mark.parametrize(
+    ("name", "make", "needle"),
+    [
+        (
+            "feats.npz",
+            lambda root: CrossModalFeatures(path=str(root / "feats.npz"), name="f", split_dir=None),
+            "f: cannot read {path} as a .npz or .mat",
+        ),
+        (
+            "all.txt",
+            lambda root: NUSWIDE(root=str(root), list_file="all.txt", split_dir=None),
+            "NUSWIDE: cannot read {path} as a text list ('<image path> <0/1 label per class>'",
+        ),
+    ],
+)
+def test_binary_garbage_feature_or_list_file(tmp_path: Path, name: str, make, needle: str) -> None:
+    path = tmp_path / name
     path.write_bytes(b"\xff\xfe\x00binary\x80\x81")
     with pytest.raises(ValueError) as err:
-        _ = NUSWIDE(root=str(tmp_path), list_file="all.txt", split_dir=None).data
+        _ = make(tmp_path).data
     msg = one_line(err, path)
-    assert "'<image path> <0/1 label per class>' per line" in msg and "found " in msg
+    assert needle.format(path=path) in msg and "found 11 bytes starting" in msg
 
 
 def test_corrupt_image_file(tmp_path: Path) -> None:
