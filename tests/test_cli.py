@@ -182,6 +182,22 @@ def test_num_items_sizes_the_code_memory(repo: Path) -> None:
     assert make_cli(mfeat, run=False).model.memory.num_items == 2000
 
 
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+STANDALONE = sorted(
+    p.name for p in EXPERIMENTS.glob("*.yaml") if "\nmodel:\n  class_path:" in p.read_text()
+)
+OVERRIDES = [("cmh_mirflickr.yaml", "cmh_mirflickr_dcmh.yaml")]  # the others run in model tests
+
+
+@pytest.mark.parametrize("configs", [(c,) for c in STANDALONE] + OVERRIDES, ids="+".join)
+def test_every_experiment_config_parses(configs: tuple[str, ...], capsys) -> None:
+    args = ["fit"] + [a for c in configs for a in ("--config", str(EXPERIMENTS / c))]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--print_config"])
+    assert exit_.value.code in (0, None)
+    assert "model:\n  class_path: hashrepro.models." in capsys.readouterr().out
+
+
 def test_print_config_leaves_linked_values_out(repo: Path, capsys: pytest.CaptureFixture) -> None:
     out = printed_config(repo / "experiments/cmh_mirflickr.yaml", capsys)
     assert "class_path: hashrepro.models.ReconstructHashing" in out
