@@ -32,14 +32,20 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
 import hashrepro.data  # noqa: F401  (registers the DataModules for short class names)
-import hashrepro.models  # noqa: F401  (registers the models for short class names)
 from hashrepro.callbacks import RetrievalEvaluator, RunGuard
 from hashrepro.callbacks.guard import DivergenceError
 from hashrepro.data.base import RetrievalDataModule
-from hashrepro.models.base import HashingModule
+from hashrepro.data.formats import DataFileError
+from hashrepro.models import DPSH, HashCNN, HashingModule, ReconstructHashing
 
+MODELS = (DPSH, HashCNN, ReconstructHashing)  # imported, so YAML can name them by class name
 WANDB_LOGGER = "lightning.pytorch.loggers.WandbLogger"
 RUNS_ROOT = Path("results/runs")
+
+#: Sizes a model takes from its data: DataModule property -> model init argument of that name.
+#: A model without the argument is left alone (jsonargparse skips a link whose target its class
+#: lacks), so each model declares only what it needs.
+DATA_LINKS = ("num_classes", "num_items", "multilabel")
 
 
 class ConfigError(ValueError):
@@ -111,16 +117,33 @@ def root_cause(err: BaseException) -> BaseException:
     return err
 
 
-def missing_file_error(err: BaseException) -> FileNotFoundError | None:
-    """The FileNotFoundError that ``err`` is or was caused by (through ``__cause__``), if any."""
+def file_error(err: BaseException) -> FileNotFoundError | DataFileError | None:
+    """The missing-file or data-file error that ``err`` is or was caused by, if any."""
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
-        if isinstance(current, FileNotFoundError):
+        if isinstance(current, (FileNotFoundError, DataFileError)):
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+def import_class(class_path: str) -> type:
+    """The class named by a full ``package.module.Class`` path."""
+    module, name = class_path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name)
+
+
+def build(spec: Any) -> Any:
+    """Instantiate a parsed ``class_path`` / ``init_args`` config (one level, no links)."""
+    init_args = getattr(spec, "init_args", None)
+    return import_class(spec.class_path)(**(init_args.as_dict() if init_args is not None else {}))
+
+
+def schedule_length(max_epochs: int | None) -> int:
+    """The LR schedule's length in epochs: ``trainer.max_epochs`` (Lightning's 1000 if unset)."""
+    return 1000 if max_epochs is None else max_epochs
 
 
 # ------------------------------------------------------------------------------- the CLI
@@ -128,7 +151,21 @@ class HashreproCLI(LightningCLI):
     """LightningCLI with the evaluator, a validation-mAP checkpoint, run dirs and W&B grouping."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        """Add the always-on callbacks and the test-after-fit switch."""
+        """Add the always-on callbacks, the test-after-fit switch and the links.
+
+        Links: the data's ``num_classes``, ``num_items`` and ``multilabel`` go to the model's
+        arguments of those names once the DataModule exists (it loads its labels for them), and
+        ``trainer.max_epochs`` becomes the cosine schedule's ``T_max``, so neither is typed in
+        YAML and ``--trainer.max_epochs`` also sets the schedule's length.
+        """
+        for name in DATA_LINKS:
+            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+        parser.link_arguments(
+            "trainer.max_epochs",
+            "model.init_args.scheduler.init_args.T_max",
+            compute_fn=schedule_length,
+            apply_on="parse",
+        )
         parser.add_lightning_class_args(RetrievalEvaluator, "evaluator")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(RunGuard, "guard")
@@ -184,19 +221,25 @@ class HashreproCLI(LightningCLI):
     def instantiate_classes(self) -> None:
         """Instantiate; constructor errors become one-line :class:`ConfigError` s.
 
-        When a model file (e.g. CNN-F weights) is missing, missing data files are named too:
-        the model is built before the data files are checked, so without this a run lacking
-        both would report only the weights, and fail on the data only after they are found.
+        When a file is missing, every missing file of the data and model is named: the
+        DataModule is built (and reads its labels, for the links) before the model, so without
+        this a run lacking both its data and a model file (e.g. CNN-F weights) would report
+        only the data, and fail on the model only after the data is found. A corrupt or
+        inconsistent file is re-raised as the reader's one-line :class:`DataFileError`.
         """
         try:
             super().instantiate_classes()
         except (FileNotFoundError, ValueError, TypeError) as err:
-            missing = missing_file_error(err)  # jsonargparse wraps it in a ValueError
-            if missing is None:
+            cause = file_error(err)  # jsonargparse may wrap it in a ValueError
+            if cause is None:
                 raise ConfigError(str(root_cause(err)).splitlines()[0]) from err
-            data_error = self._data_error()
-            message = str(missing) if data_error is None else f"{data_error}; also {missing}"
-            raise FileNotFoundError(message) from None
+            if not isinstance(cause, FileNotFoundError):
+                raise cause from None
+            errors = [cause]
+            for other in (self._data_error(), self._model_file_error()):
+                if other is not None and str(other) not in map(str, errors):
+                    errors.append(other)
+            raise FileNotFoundError("; also ".join(map(str, errors))) from None
         for lg in self.trainer.loggers:  # Lightning 2.6 passes anonymous=None: wandb warns
             init = getattr(lg, "_wandb_init", None)
             if isinstance(init, dict):
@@ -207,14 +250,11 @@ class HashreproCLI(LightningCLI):
         data = self._cfg.get("data")
         if data is None or not getattr(data, "class_path", None):
             return None
-        module, name = data.class_path.rsplit(".", 1)
-        cls = getattr(importlib.import_module(module), name)
-        check = getattr(cls, "check_files", None)
+        check = getattr(import_class(data.class_path), "check_files", None)
         if check is None:
             return None
         try:
-            init_args = getattr(data, "init_args", None)
-            dm = cls(**(init_args.as_dict() if init_args is not None else {}))
+            dm = build(data)
             if getattr(dm, "download", False):
                 return None  # the files come with the download
             check(dm)
@@ -222,20 +262,35 @@ class HashreproCLI(LightningCLI):
             return err
         return None
 
+    def _model_file_error(self) -> FileNotFoundError | None:
+        """A missing file of a model part given by class (e.g. a backbone's weights), if any."""
+        model = self._cfg.get("model")
+        init_args = getattr(model, "init_args", None)
+        for value in vars(init_args).values() if init_args is not None else ():
+            if not getattr(value, "class_path", None):
+                continue
+            try:
+                build(value)
+            except FileNotFoundError as err:
+                return err
+            except Exception:  # noqa: BLE001  (only a hint for the message)
+                continue
+        return None
+
     def _prepare_run(self) -> None:
-        """Download if asked, check the data files and the protocol, then make the run dir.
+        """Check the data files and the protocol, then make the run directory.
 
         Runs before training starts, and before a W&B run opens: missing or corrupt files and
         an impossible protocol stop here with one line.
         """
         dm = self.datamodule
-        if getattr(dm, "download", False):
-            dm.prepare_data()
         check = getattr(dm, "check_files", None)
         if callable(check):
             check()
         try:
             _ = dm.split  # draws (or reads) the protocol's index sets
+        except DataFileError:
+            raise
         except ValueError as err:
             raise ConfigError(str(err).splitlines()[0]) from err
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -362,7 +417,7 @@ def main(args: list[str] | None = None) -> HashreproCLI | None:
     from_shell = args is None
     try:
         cli = make_cli(args)
-    except (FileNotFoundError, ImportError, ConfigError) as err:
+    except (FileNotFoundError, ImportError, ConfigError, DataFileError) as err:
         if not from_shell:
             raise
         print(f"error: {err}", file=sys.stderr)

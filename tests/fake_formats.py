@@ -1,16 +1,53 @@
 """Writers of tiny files in the exact on-disk formats users have (shared by several tests).
 
-- MATLAB v7.3 (HDF5 with MATLAB's header, axes reversed), as in the DCMH releases;
+- torchvision's CIFAR-10 pickles and SVHN ``.mat`` files;
+- MATLAB v7.3 (HDF5 with MATLAB's header, axes reversed), and DCMH releases written with it;
 - MatConvNet's ``imagenet-vgg-f.mat`` (SimpleNN layout), narrow but with CNN-F's real layout.
 """
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import h5py
 import numpy as np
 import scipy.io
+
+TRAIN_PER_BATCH, TEST_SIZE = 30, 40  # 5 x 30 training + 40 test images: 19 per class
+
+
+def write_cifar(root: Path, bytes_keys: bool = False) -> np.ndarray:
+    """Write torchvision's cifar-10-batches-py layout; return all (N, 3072) rows in item order."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    for name in names:
+        n = TEST_SIZE if name == "test_batch" else TRAIN_PER_BATCH
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        batch = {"data": data, "labels": [i % 10 for i in range(n)], "batch_label": name}
+        if bytes_keys:
+            batch = {k.encode(): v for k, v in batch.items()}
+        (folder / name).write_bytes(pickle.dumps(batch))
+        rows.append(data)
+    meta = {"label_names": [f"c{i}" for i in range(10)], "num_vis": 3072}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
+    return np.concatenate(rows)
+
+
+def write_svhn(root: Path, n_train: int = 60, n_test: int = 40) -> np.ndarray:
+    """Write train/test_32x32.mat (X: 32x32x3xN, y: Nx1 in 1..10); return X in item order."""
+    rng = np.random.default_rng(1)
+    xs = []
+    for split, n in (("train", n_train), ("test", n_test)):
+        x = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)
+        digits = np.arange(n) % 10
+        y = np.where(digits == 0, 10, digits).reshape(n, 1).astype(np.uint8)  # 10 is digit 0
+        scipy.io.savemat(root / f"{split}_32x32.mat", {"X": x, "y": y})
+        xs.append(x)
+    return np.concatenate(xs, axis=3)
 
 
 def write_v73(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -130,3 +167,29 @@ def write_mirflickr(root: Path, n: int, rng: np.random.Generator, side: int = 22
     scipy.io.savemat(root / "mirflickr25k-yall.mat", {"YAll": tags})
     scipy.io.savemat(root / "mirflickr25k-lall.mat", {"LAll": labels})
     return labels
+
+
+# ---------------------------------------------------------------- DCMH releases (tiny)
+N, H, W, D, C = 40, 6, 5, 12, 6  # non-square images catch a missing H/W swap
+SMALL = {"num_query": 8, "num_train": 20, "num_val": 4, "split_dir": None}
+
+
+def make_items(n: int = N, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Images (n, 3, H, W) uint8 with a known pattern, text (n, D), multi-hot labels (n, C)."""
+    rng = np.random.default_rng(seed)
+    nn, c, h, w = np.meshgrid(np.arange(n), np.arange(3), np.arange(H), np.arange(W), indexing="ij")
+    images = ((nn * 7 + c * 60 + h * 10 + w) % 256).astype(np.uint8)
+    text = (rng.random((n, D)) < 0.3).astype(np.float64)
+    labels = (rng.random((n, C)) < 0.3).astype(np.uint8)
+    labels[np.arange(n), np.arange(n) % C] = 1
+    return images, text, labels
+
+
+def write_dcmh(root: Path, stem: str, v73_matrices: bool = False, n_text: int = N) -> None:
+    images, text, labels = make_items()
+    write_v73(root / f"{stem}-iall.mat", {"IAll": matlab_images(images)})
+    for suffix, key, arr in (("yall", "YAll", text[:n_text]), ("lall", "LAll", labels)):
+        if v73_matrices:
+            write_v73(root / f"{stem}-{suffix}.mat", {key: arr})
+        else:
+            scipy.io.savemat(root / f"{stem}-{suffix}.mat", {key: arr})

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import runpy
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+import torch
+from fake_formats import write_cifar
 
-from hashrepro.cli import main
+from hashrepro.cli import main, make_cli
 
 FAST = ["--trainer.logger", "false", "--data.init_args.split_dir", "splits"]
 
@@ -85,26 +89,55 @@ def test_help(argv: list[str], capsys: pytest.CaptureFixture) -> None:
     assert "--config" in capsys.readouterr().out
 
 
-def test_print_config_resolves_short_names(repo: Path, capsys: pytest.CaptureFixture) -> None:
+def printed_config(config: Path, capsys: pytest.CaptureFixture) -> str:
     with pytest.raises(SystemExit):
-        main(["fit", "--config", str(repo / "tests/configs/tiny_digits.yaml"), "--print_config"])
-    out = capsys.readouterr().out
+        main(["fit", "--config", str(config), "--print_config"])
+    return capsys.readouterr().out
+
+
+def test_print_config_resolves_short_names(repo: Path, capsys: pytest.CaptureFixture) -> None:
+    out = printed_config(repo / "tests/configs/tiny_digits.yaml", capsys)
     assert "class_path: hashrepro.data.Digits" in out
     assert "evaluator:" in out and "monitor: val/mAP" in out
 
 
-def test_console_entry_points(repo: Path) -> None:
-    for cmd in (["-m", "hashrepro", "--help"],):
-        done = subprocess.run([sys.executable, *cmd], capture_output=True, text=True, cwd=repo)
-        assert done.returncode == 0, done.stderr[-2000:]
-        assert "fit" in done.stdout
-    bindir = Path(sys.executable).parent
-    for script in ("lightning", "hashrepro"):
-        exe = bindir / script
-        if not exe.exists():
-            pytest.skip(f"{script} console script not installed (run `make install`)")
-        done = subprocess.run([str(exe), "fit", "--help"], capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr[-2000:]
+def test_console_entry_points(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """``python -m hashrepro`` runs here; the console scripts are checked, one is started."""
+    monkeypatch.setattr(sys, "argv", ["hashrepro", "--help"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_module("hashrepro", run_name="__main__")
+    assert exit_.value.code == 0 and "fit" in capsys.readouterr().out
+    scripts = {
+        ep.name: ep.value
+        for ep in entry_points(group="console_scripts")
+        if ep.name in ("hashrepro", "lightning") and ep.dist and ep.dist.name == "hashrepro"
+    }
+    assert scripts == {"hashrepro": "hashrepro.cli:main", "lightning": "hashrepro.cli:main"}
+    exe = Path(sys.executable).parent / "hashrepro"
+    if not exe.exists():
+        pytest.skip("hashrepro console script not installed (run `make install`)")
+    done = subprocess.run([str(exe), "fit", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--config" in done.stdout
+
+
+def test_corrupt_data_file_is_one_line_from_the_shell(
+    repo: Path, in_tmp: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    write_cifar(in_tmp / "cifar")
+    bad = in_tmp / "cifar" / "cifar-10-batches-py" / "data_batch_4"
+    bad.write_bytes(b"junk, not a pickle")
+    config = str(repo / "experiments/hashcnn_cifar10.yaml")
+    argv = ["hashrepro", "fit", "--config", config, "--data.init_args.root", str(in_tmp / "cifar")]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_:
+        main()  # as from the shell
+    assert exit_.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"error: CIFAR10: cannot read {bad} as a pickled CIFAR-10 batch")
+    assert not list(in_tmp.rglob("offline-run-*"))  # no W&B run was opened
 
 
 def test_missing_paper_data_fails_before_training(repo: Path, in_tmp: Path) -> None:
@@ -113,3 +146,60 @@ def test_missing_paper_data_fails_before_training(repo: Path, in_tmp: Path) -> N
         main(["fit", "--config", config, "--data.init_args.root", str(in_tmp / "nowhere")])
     assert "data_batch_1" in str(err.value) and "\n" not in str(err.value)
     assert not list(in_tmp.rglob("offline-run-*"))  # no W&B run was opened
+
+
+# ------------------------------------------------------------------ links: data -> model sizes
+DIGITS = ["--data", "Digits", "--data.init_args.split_dir", "null", "--trainer.logger", "false"]
+
+
+def schedule_of(cli) -> torch.optim.lr_scheduler.LRScheduler:
+    return cli.model.configure_optimizers()["lr_scheduler"]
+
+
+def test_max_epochs_sets_the_cosine_schedule_length(repo: Path) -> None:
+    config = ["--config", str(repo / "experiments/hashcnn_mnist5k.yaml"), *DIGITS]
+    assert schedule_of(make_cli(config, run=False)).T_max == 12  # the config's max_epochs
+    cli = make_cli([*config, "--trainer.max_epochs", "3"], run=False)
+    assert cli.trainer.max_epochs == 3 and schedule_of(cli).T_max == 3
+
+
+@pytest.mark.parametrize(
+    ("data", "multilabel"), [("Digits", False), ("tiny_data.MultiLabelDigits", True)]
+)
+def test_num_classes_and_label_kind_come_from_the_data(
+    repo: Path, data: str, multilabel: bool
+) -> None:
+    config = str(repo / "experiments/hashcnn_mnist5k.yaml")
+    cli = make_cli(["--config", config, *DIGITS, "--data", data], run=False)
+    assert cli.model.hparams.num_classes == 10 and cli.model.net.classifier.out_features == 10
+    assert cli.model.loss.multilabel is multilabel
+
+
+def test_num_items_sizes_the_code_memory(repo: Path) -> None:
+    cli = make_cli(["--config", str(repo / "experiments/dpsh_mnist5k.yaml"), *DIGITS], run=False)
+    assert cli.model.memory.num_items == len(cli.datamodule.data.labels) == 1797
+    mfeat = ["--config", str(repo / "experiments/cmh_mfeat.yaml"), *DIGITS[2:]]
+    assert make_cli(mfeat, run=False).model.memory.num_items == 2000
+
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+STANDALONE = sorted(
+    p.name for p in EXPERIMENTS.glob("*.yaml") if "\nmodel:\n  class_path:" in p.read_text()
+)
+OVERRIDES = [("cmh_mirflickr.yaml", "cmh_mirflickr_dcmh.yaml")]  # the others run in model tests
+
+
+@pytest.mark.parametrize("configs", [(c,) for c in STANDALONE] + OVERRIDES, ids="+".join)
+def test_every_experiment_config_parses(configs: tuple[str, ...], capsys) -> None:
+    args = ["fit"] + [a for c in configs for a in ("--config", str(EXPERIMENTS / c))]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--print_config"])
+    assert exit_.value.code in (0, None)
+    assert "model:\n  class_path: hashrepro.models." in capsys.readouterr().out
+
+
+def test_print_config_leaves_linked_values_out(repo: Path, capsys: pytest.CaptureFixture) -> None:
+    out = printed_config(repo / "experiments/cmh_mirflickr.yaml", capsys)
+    assert "class_path: hashrepro.models.ReconstructHashing" in out
+    assert "CosineAnnealingLR" in out and "max_epochs: 100" in out
+    assert "num_items" not in out and "T_max" not in out

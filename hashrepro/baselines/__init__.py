@@ -5,7 +5,7 @@ Cross-modal: ``CrossModalBaseline(...).fit(x_image, x_text, labels).encode(x, mo
 Codes are real-valued (M, K); their sign (0 -> +1) is the hash.
 """
 
-from hashrepro.baselines.base import CrossModalBaseline, HashingBaseline, sign_codes
+from hashrepro.baselines.base import CrossModalBaseline, HashingBaseline
 from hashrepro.baselines.crossmodal import CCAITQ, CMFH, CVH, SCMSeq
 from hashrepro.baselines.single import ITQ, KSH, LSH, SDH, SH
 
@@ -37,5 +37,4 @@ __all__ = [
     "SINGLE_BASELINES",
     "CrossModalBaseline",
     "HashingBaseline",
-    "sign_codes",
 ]

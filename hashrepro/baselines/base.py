@@ -14,7 +14,8 @@ import numpy as np
 from scipy.spatial.distance import cdist
 from threadpoolctl import threadpool_limits
 
-MODALITIES = ("image", "text")
+from hashrepro.models.common import MODALITIES, sign
+
 #: BLAS threads during ``fit``. The fits are many small and medium dense ops; on a shared 2-core
 #: machine multi-threaded OpenBLAS made them 2-7x slower (KSH, SCM-seq worst), one thread never.
 FIT_BLAS_THREADS = 1
@@ -52,11 +53,6 @@ def check_num_bits(num_bits: int, limit: int, why: str) -> None:
         raise ValueError(
             f"num_bits={num_bits} exceeds {limit}, the most this method allows ({why})"
         )
-
-
-def sign_codes(codes: np.ndarray) -> np.ndarray:
-    """Binarise real codes to {-1, +1} int8 with 0 -> +1 (the shared convention)."""
-    return np.where(codes >= 0, 1, -1).astype(np.int8)
 
 
 def pca_basis(xc: np.ndarray, k: int) -> np.ndarray:
@@ -183,7 +179,7 @@ class HashingBaseline(_Fittable, ABC):
 
     def hash(self, x: np.ndarray) -> np.ndarray:
         """Binary codes (M, K) in {-1, +1} (int8), 0 -> +1."""
-        return sign_codes(self.encode(x))
+        return sign(self.encode(x), np.int8)
 
     @abstractmethod
     def _fit(self, x: np.ndarray, labels: np.ndarray | None, rng: np.random.Generator) -> None:
@@ -232,7 +228,7 @@ class CrossModalBaseline(_Fittable, ABC):
 
     def hash(self, x: np.ndarray, modality: str) -> np.ndarray:
         """Binary codes (M, K) in {-1, +1} (int8), 0 -> +1."""
-        return sign_codes(self.encode(x, modality))
+        return sign(self.encode(x, modality), np.int8)
 
     @abstractmethod
     def _fit(

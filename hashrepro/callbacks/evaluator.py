@@ -11,10 +11,9 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
 
 from hashrepro.callbacks.guard import DivergenceError, learning_rates
-from hashrepro.retrieval import RetrievalMAPMetric, binarize
+from hashrepro.retrieval import ROLES, RetrievalMAPMetric, binarize
 
 log = logging.getLogger(__name__)
-ROLES = ("query", "database")  # dataloader 0 holds the queries, dataloader 1 what they search
 
 
 class RetrievalEvaluator(Callback):

@@ -1,8 +1,9 @@
 """The one DataModule layer shared by single-modal and cross-modal retrieval data.
 
-A concrete dataset only says how to load its items (:meth:`RetrievalDataModule.load`) and which
-protocol it uses by default. This base draws the retrieval protocol from a seed, saves it, and
-serves dict batches:
+A concrete dataset only says how to load its items (:meth:`RetrievalDataModule.load`, reading
+through :mod:`hashrepro.data.formats`) and which protocol it uses by default. This base draws
+the retrieval protocol from a seed and saves it (:mod:`hashrepro.data.splits`), and serves dict
+batches:
 
 - ``image``: (B, C, H, W) float, ``text``: (B, D) float (cross-modal data only),
 - ``label``: (B, C) float multi-hot, ``index``: (B,) long item index into the whole dataset.
@@ -15,8 +16,6 @@ else is left), and they search the training set, so model selection never sees t
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-SPLITS = ("query", "database", "train", "val_query", "val_database")
+from hashrepro.data.splits import make_split, read_split, split_path, write_split
+from hashrepro.models.common import is_multilabel
+
 MODALITY_ABBREV = {"image": "i", "text": "t"}
 
 
@@ -63,56 +64,6 @@ def one_hot(class_ids: np.ndarray, num_classes: int | None = None) -> np.ndarray
     out = np.zeros((len(class_ids), c), dtype=np.float32)
     out[np.arange(len(class_ids)), class_ids] = 1.0
     return out
-
-
-def draw(
-    rng: np.random.Generator,
-    pool: np.ndarray,
-    labels: np.ndarray,
-    count: int,
-    per_class: bool,
-    role: str,
-) -> np.ndarray:
-    """Draw ``count`` distinct items from ``pool``, at random or equally per class.
-
-    Per-class drawing on multi-label data picks, class by class, items carrying that label that
-    were not picked yet.
-
-    Raises:
-        ValueError: the pool cannot meet the request; the message says what to change.
-
-    """
-    if count < 0:
-        raise ValueError(f"num_{role} must be >= 0, got {count}")
-    if count == 0:
-        return np.zeros(0, dtype=np.int64)
-    if not per_class:
-        if count > len(pool):
-            raise ValueError(
-                f"num_{role}={count} exceeds the {len(pool)} items available for it; "
-                f"lower num_{role}"
-            )
-        return np.sort(rng.choice(pool, size=count, replace=False))
-    num_classes = labels.shape[1]
-    if count % num_classes:
-        raise ValueError(
-            f"num_{role}={count} is not divisible by the {num_classes} classes with "
-            f"sampling='per_class'; use a multiple of {num_classes} or sampling='random'"
-        )
-    per = count // num_classes
-    taken = np.zeros(len(labels), dtype=bool)
-    chosen = []
-    for c in range(num_classes):
-        cand = pool[(labels[pool, c] > 0) & ~taken[pool]]
-        if len(cand) < per:
-            raise ValueError(
-                f"class {c} has only {len(cand)} items left for the {role} split but the "
-                f"protocol asks for {per} per class; lower num_{role} or use sampling='random'"
-            )
-        pick = rng.choice(cand, size=per, replace=False)
-        taken[pick] = True
-        chosen.append(pick)
-    return np.sort(np.concatenate(chosen))
 
 
 class RetrievalDataset(Dataset):
@@ -151,12 +102,14 @@ def as_float_tensor(x: Any) -> torch.Tensor:
 class RetrievalDataModule(pl.LightningDataModule):
     """Base DataModule: seeded, saved retrieval protocol and dict batches for any modalities.
 
-    Subclasses set ``name``, ``modalities`` and ``default_protocol`` and implement :meth:`load`.
+    Subclasses set ``name``, ``modalities``, ``protocol`` (the name of the protocol they
+    follow) and ``default_sizes`` (its query, training and validation counts), and implement
+    :meth:`load`.
 
     Args:
         root: directory holding the dataset files (torchvision's convention); unused by the
             embedded datasets.
-        num_query: test queries; ``None`` takes the dataset's default protocol.
+        num_query: test queries; ``None`` takes the protocol's default size.
         num_train: training items; ``None`` takes the default.
         num_val: validation queries; ``None`` takes the default.
         sampling: ``per_class`` draws equal counts per class, ``random`` draws uniformly.
@@ -175,7 +128,8 @@ class RetrievalDataModule(pl.LightningDataModule):
 
     name: str = "dataset"
     modalities: tuple[str, ...] = ("image",)
-    default_protocol: dict[str, int] = {"num_query": 100, "num_train": 500, "num_val": 50}
+    protocol: str = "default"
+    default_sizes: dict[str, int] = {"num_query": 100, "num_train": 500, "num_val": 50}
 
     def __init__(
         self,
@@ -199,9 +153,9 @@ class RetrievalDataModule(pl.LightningDataModule):
         if val_database not in ("train", "database"):
             raise ValueError(f"val_database must be 'train' or 'database', got {val_database!r}")
         self.root = Path(root).expanduser() if root is not None else None
-        self.num_query = self.default_protocol["num_query"] if num_query is None else num_query
-        self.num_train = self.default_protocol["num_train"] if num_train is None else num_train
-        self.num_val = self.default_protocol["num_val"] if num_val is None else num_val
+        self.num_query = self.default_sizes["num_query"] if num_query is None else num_query
+        self.num_train = self.default_sizes["num_train"] if num_train is None else num_train
+        self.num_val = self.default_sizes["num_val"] if num_val is None else num_val
         self.sampling = sampling
         self.train_in_database = train_in_database
         self.val_database = val_database
@@ -223,23 +177,30 @@ class RetrievalDataModule(pl.LightningDataModule):
         """Per-modality transforms for training or evaluation items (default: to float)."""
         return {}
 
-    @property
-    def protocol_name(self) -> str:
-        """Short name of the protocol variant (datasets with named protocols override it)."""
-        return "default"
-
     # ----------------------------------------------------------------- data and protocol
     @property
     def data(self) -> RetrievalData:
-        """The loaded dataset (loaded on first access)."""
+        """The loaded dataset (loaded on first access; downloaded first with ``download``)."""
         if self._data is None:
+            if self.download:
+                self.prepare_data()  # before anything reads the files (the CLI's links do)
             self._data = self.load()
         return self._data
 
     @property
     def num_classes(self) -> int:
-        """Number of label classes."""
+        """Number of label classes (linked to the model's ``num_classes`` by the CLI)."""
         return int(self.data.labels.shape[1])
+
+    @property
+    def num_items(self) -> int:
+        """Number of items of the whole dataset, the largest item index + 1 (linked likewise)."""
+        return len(self.data.labels)
+
+    @property
+    def multilabel(self) -> bool:
+        """Whether some item carries other than exactly one label (linked likewise)."""
+        return is_multilabel(self.data.labels)
 
     @property
     def directions(self) -> list[tuple[str, str, str]]:
@@ -257,12 +218,12 @@ class RetrievalDataModule(pl.LightningDataModule):
             for q, d in pairs
         ]
 
-    def protocol_settings(self) -> dict[str, Any]:
-        """The protocol settings that determine the split (saved with it)."""
+    def split_settings(self) -> dict[str, Any]:
+        """The settings that determine the split (saved with it, and part of its file name)."""
         return {
             "dataset": self.name,
-            "protocol": self.protocol_name,
-            "num_items": len(self.data.labels),
+            "protocol": self.protocol,
+            "num_items": self.num_items,
             "num_query": self.num_query,
             "num_train": self.num_train,
             "num_val": self.num_val,
@@ -274,11 +235,7 @@ class RetrievalDataModule(pl.LightningDataModule):
 
     def split_path(self) -> Path | None:
         """Path of the saved split, keyed by dataset, protocol and seed."""
-        if self.split_dir is None:
-            return None
-        proto = self.protocol_settings()
-        digest = hashlib.sha1(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:8]
-        return self.split_dir / f"{self.name}_{self.protocol_name}_seed{self.seed}_{digest}.npz"
+        return None if self.split_dir is None else split_path(self.split_dir, self.split_settings())
 
     @property
     def split(self) -> dict[str, np.ndarray]:
@@ -286,81 +243,27 @@ class RetrievalDataModule(pl.LightningDataModule):
         if self._split is None:
             path = self.split_path()
             if path is not None and path.exists():
-                self._split = self._read_split(path)
+                self._split = read_split(path, self.split_settings(), self.num_items)
             else:
                 self._split = self.make_split()
                 if path is not None:
-                    self._write_split(path, self._split)
+                    write_split(path, self._split, self.split_settings())
         return self._split
 
     def make_split(self) -> dict[str, np.ndarray]:
         """Draw the protocol's index sets from ``seed``."""
-        labels = self.data.labels
-        n = len(labels)
-        per_class = self.sampling == "per_class"
-        rng = np.random.default_rng(self.seed)
-        fixed = self.data.partition
-        everything = np.arange(n)
-        if "query" in fixed:
-            query = np.sort(fixed["query"])
-        else:
-            query = draw(rng, everything, labels, self.num_query, per_class, "query")
-        rest = np.setdiff1d(everything, query)
-        if "train" in fixed:
-            train_pool = np.asarray(fixed["train"])
-            if self.num_train and self.num_train < len(train_pool):
-                train = draw(rng, train_pool, labels, self.num_train, per_class, "train")
-            else:
-                train = np.sort(train_pool)
-        else:
-            train_pool = np.asarray(fixed.get("database", rest))
-            train = draw(rng, train_pool, labels, self.num_train, per_class, "train")
-        if "database" in fixed:
-            database = np.sort(fixed["database"])
-        elif self.train_in_database:
-            database = rest
-        else:
-            database = np.setdiff1d(rest, train)
-        if len(np.intersect1d(query, train)):
-            raise ValueError(f"{self.name}: the training items overlap the test queries")
-        # Validation queries: never a test query; preferably not a training item either.
-        val_pool = np.setdiff1d(np.setdiff1d(database, train), query)
-        if self.num_val <= len(val_pool):
-            val_query = draw(rng, val_pool, labels, self.num_val, per_class, "val")
-        else:
-            val_query = draw(rng, train, labels, self.num_val, per_class, "val")
-            train = np.setdiff1d(train, val_query)
-        if self.val_database == "train":
-            val_database = np.setdiff1d(train, val_query)
-        else:
-            val_database = np.setdiff1d(database, val_query)
-        split = {
-            "query": query,
-            "database": database,
-            "train": train,
-            "val_query": val_query,
-            "val_database": val_database,
-        }
-        for key, idx in split.items():
-            if len(idx) == 0 and not (key == "val_query" and self.num_val == 0):
-                raise ValueError(f"{self.name}: the protocol leaves the {key} split empty")
-        return {k: v.astype(np.int64) for k, v in split.items()}
-
-    def _write_split(self, path: Path, split: dict[str, np.ndarray]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, protocol=json.dumps(self.protocol_settings(), sort_keys=True), **split)
-        tmp.replace(path)  # atomic: a crash never leaves half a split behind
-
-    def _read_split(self, path: Path) -> dict[str, np.ndarray]:
-        with np.load(path) as f:
-            saved = json.loads(str(f["protocol"]))
-            if saved != self.protocol_settings():
-                raise ValueError(f"split file {path} was made for another protocol; delete it")
-            split = {k: f[k].astype(np.int64) for k in SPLITS}
-        if max(int(v.max(initial=-1)) for v in split.values()) >= len(self.data.labels):
-            raise ValueError(f"split file {path} indexes past the dataset; delete it")
-        return split
+        return make_split(
+            self.data.labels,
+            self.data.partition,
+            self.num_query,
+            self.num_train,
+            self.num_val,
+            per_class=self.sampling == "per_class",
+            train_in_database=self.train_in_database,
+            val_database=self.val_database,
+            seed=self.seed,
+            dataset=self.name,
+        )
 
     # ----------------------------------------------------------------- Lightning hooks
     def prepare_data(self) -> None:
@@ -400,4 +303,4 @@ class RetrievalDataModule(pl.LightningDataModule):
     def describe(self) -> str:
         """One line with the split sizes, for logs."""
         sizes = ", ".join(f"{k}={len(v)}" for k, v in self.split.items())
-        return f"{self.name} ({self.protocol_name}, seed {self.seed}): {sizes}"
+        return f"{self.name} ({self.protocol}, seed {self.seed}): {sizes}"

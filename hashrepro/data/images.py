@@ -1,29 +1,35 @@
 """Single-modal image datasets read from files under ``root``: CIFAR-10, SVHN and NUS-WIDE.
 
-Sources hold uint8 (H, W, 3) images (CIFAR-10 and SVHN in memory, NUS-WIDE read lazily from its
-image files); :meth:`transforms` turns each into a normalised float (3, S, S) tensor, with random
-crops (and flips) for training items.
+The files are read by :mod:`hashrepro.data.formats`. Sources hold uint8 (H, W, 3) images
+(CIFAR-10 and SVHN in memory, NUS-WIDE read lazily from its image files); :meth:`transforms`
+turns each into a normalised float (3, S, S) tensor, with random crops (and flips) for
+training items.
 """
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from PIL import Image
-from scipy.io import loadmat
 from torchvision import transforms as T
 
 from hashrepro.data.base import RetrievalData, RetrievalDataModule, one_hot
+from hashrepro.data.formats import (
+    ROOT_HINT,
+    ImageFiles,
+    check_present,
+    read_cifar_batch,
+    read_lists,
+    read_svhn_mat,
+    require_root,
+)
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 SVHN_MEAN, SVHN_STD = (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-ROOT_HINT = "set data.init_args.root"
 
 
 def to_float_chw(image: Any) -> torch.Tensor:
@@ -44,55 +50,7 @@ def image_transform(
     return T.Compose(steps)
 
 
-def check_present(
-    dataset: str, root: Path | None, names: Sequence[str], expected: str, hint: str
-) -> Path:
-    """Return ``root`` if it holds all ``names``, else raise one line saying what is expected.
-
-    Raises:
-        FileNotFoundError: ``root`` is unset or lacks some of the files.
-
-    """
-    missing = list(names) if root is None else [n for n in names if not (root / n).is_file()]
-    if root is None or missing:
-        where = "root (not set)" if root is None else str(root)
-        raise FileNotFoundError(
-            f"{dataset}: expected {expected} under {where} (missing: {', '.join(missing)}; {hint})"
-        )
-    return root
-
-
-def require_root(dataset: str, root: Path | None) -> Path:
-    """``root``, or a one-line error if it is not set."""
-    if root is None:
-        raise FileNotFoundError(f"{dataset}: no root folder given; {ROOT_HINT}")
-    return root
-
-
 # --------------------------------------------------------------------------------- CIFAR-10
-def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read one pickled CIFAR-10 batch as uint8 (n, 32, 32, 3) images and (n,) class ids."""
-    try:
-        with path.open("rb") as f:
-            batch = pickle.load(f, encoding="latin1")
-        data = batch["data"] if "data" in batch else batch[b"data"]
-        labels = batch["labels"] if "labels" in batch else batch[b"labels"]
-    except Exception as err:
-        raise ValueError(
-            f"CIFAR10: cannot read {path} as a pickled dict with 'data' and 'labels' "
-            f"({type(err).__name__}: {err})"
-        ) from err
-    data, labels = np.asarray(data), np.asarray(labels).ravel()
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise ValueError(
-            f"CIFAR10: {path} holds 'data' {data.shape} {data.dtype}; expected uint8 (n, 3072)"
-        )
-    if len(labels) != len(data) or not np.isin(labels, np.arange(10)).all():
-        raise ValueError(f"CIFAR10: {path} needs one label in 0..9 per image ({len(data)} images)")
-    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # (n, 32, 32, 3)
-    return np.ascontiguousarray(images), labels.astype(np.int64)
-
-
 class CIFAR10(RetrievalDataModule):
     """CIFAR-10 from torchvision's ``cifar-10-batches-py`` folder: 60,000 32x32 images, 10 classes.
 
@@ -114,7 +72,7 @@ class CIFAR10(RetrievalDataModule):
     name = "cifar10"
     folder = "cifar-10-batches-py"
     files = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
-    protocols = {
+    protocol_sizes = {
         "cifar10-1": {"num_query": 1000, "num_train": 5000, "num_val": 1000},
         "cifar10-2": {"num_query": 10000, "num_train": 50000, "num_val": 1000},
     }
@@ -126,20 +84,15 @@ class CIFAR10(RetrievalDataModule):
         augment: bool = True,
         **kwargs: Any,
     ) -> None:
-        if protocol not in self.protocols:
+        if protocol not in self.protocol_sizes:
             raise ValueError(
-                f"CIFAR10 protocol must be one of {list(self.protocols)}, got {protocol!r}"
+                f"CIFAR10 protocol must be one of {list(self.protocol_sizes)}, got {protocol!r}"
             )
-        self.variant = protocol  # not `self.protocol`: that is the base's protocol() method
-        self.default_protocol = self.protocols[protocol]
+        self.protocol = protocol
+        self.default_sizes = self.protocol_sizes[protocol]
         super().__init__(**kwargs)
         self.image_size = image_size
         self.augment = augment
-
-    @property
-    def protocol_name(self) -> str:
-        """``cifar10-1`` or ``cifar10-2``."""
-        return self.variant
 
     def check_files(self) -> Path:
         """Fail early, with one line, if the batch files are missing; return their folder."""
@@ -162,7 +115,7 @@ class CIFAR10(RetrievalDataModule):
         images = np.concatenate([p[0] for p in parts])  # (N, 32, 32, 3)
         classes = np.concatenate([p[1] for p in parts])  # (N,)
         partition: dict[str, np.ndarray] = {}
-        if self.variant == "cifar10-2":
+        if self.protocol == "cifar10-2":
             num_train = len(classes) - len(parts[-1][1])
             train = np.arange(num_train)
             partition = {
@@ -179,28 +132,6 @@ class CIFAR10(RetrievalDataModule):
 
 
 # --------------------------------------------------------------------------------- SVHN
-def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read one SVHN ``*_32x32.mat`` as uint8 (n, 32, 32, 3) images and (n,) digits 0..9."""
-    try:
-        mat = loadmat(str(path))
-        x, y = mat["X"], np.asarray(mat["y"]).ravel()
-    except Exception as err:
-        raise ValueError(
-            f"SVHN: cannot read {path} as a MATLAB file with 'X' and 'y' "
-            f"({type(err).__name__}: {err})"
-        ) from err
-    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (32, 32, 3):
-        raise ValueError(
-            f"SVHN: {path} holds 'X' {x.shape} {x.dtype}; expected uint8 (32, 32, 3, n)"
-        )
-    if len(y) != x.shape[3] or not np.isin(y, np.arange(1, 11)).all():
-        raise ValueError(
-            f"SVHN: {path} needs 'y' of shape (n, 1) with labels 1..10 (n={x.shape[3]})"
-        )
-    images = np.ascontiguousarray(x.transpose(3, 0, 1, 2))  # (n, 32, 32, 3)
-    return images, np.where(y == 10, 0, y).astype(np.int64)  # label 10 is the digit 0
-
-
 class SVHN(RetrievalDataModule):
     """SVHN digits from torchvision's ``train_32x32.mat`` and ``test_32x32.mat``: 99,289 images.
 
@@ -216,7 +147,7 @@ class SVHN(RetrievalDataModule):
     """
 
     name = "svhn"
-    default_protocol = {"num_query": 1000, "num_train": 5000, "num_val": 1000}
+    default_sizes = {"num_query": 1000, "num_train": 5000, "num_val": 1000}
 
     def __init__(
         self, image_size: int = 32, augment: bool = True, extra: bool = False, **kwargs: Any
@@ -227,7 +158,7 @@ class SVHN(RetrievalDataModule):
         self.extra = extra
 
     @property
-    def protocol_name(self) -> str:
+    def protocol(self) -> str:
         """``default`` or ``extra`` (with the extra images)."""
         return "extra" if self.extra else "default"
 
@@ -273,49 +204,6 @@ class SVHN(RetrievalDataModule):
 
 
 # --------------------------------------------------------------------------------- NUS-WIDE
-def read_list(path: Path) -> tuple[list[str], np.ndarray]:
-    """Read a ``<image path> <label 0/1> ...`` list as paths and (n, C) float32 multi-hot labels."""
-    paths: list[str] = []
-    rows: list[list[str]] = []
-    with path.open() as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            bits = parts[1:]
-            if not bits or any(b not in ("0", "1") for b in bits):
-                raise ValueError(
-                    f"NUSWIDE: {path} line {lineno}: expected '<image path> <0/1 label per "
-                    f"class>', got {line.strip()[:80]!r}"
-                )
-            if rows and len(bits) != len(rows[0]):
-                raise ValueError(
-                    f"NUSWIDE: {path} line {lineno} has {len(bits)} labels but earlier lines have "
-                    f"{len(rows[0])}"
-                )
-            paths.append(parts[0])
-            rows.append(bits)
-    if not rows:
-        raise ValueError(f"NUSWIDE: {path} lists no images")
-    return paths, np.array(rows, dtype=np.float32)  # (n, C)
-
-
-class ImageFiles:
-    """Lazily read images: item ``i`` is ``paths[i]`` as RGB uint8 (size, size, 3)."""
-
-    def __init__(self, paths: Sequence[str], size: int) -> None:
-        self.paths = list(paths)
-        self.size = size
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> np.ndarray:
-        with Image.open(self.paths[i]) as img:
-            rgb = img.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR)
-        return np.asarray(rgb)  # (size, size, 3)
-
-
 class NUSWIDE(RetrievalDataModule):
     """NUS-WIDE images with multi-hot concept labels (21 concepts) from HashNet-style list files.
 
@@ -336,7 +224,7 @@ class NUSWIDE(RetrievalDataModule):
 
     name = "nuswide"
     lists = ("test.txt", "database.txt", "train.txt")
-    default_protocol = {"num_query": 2100, "num_train": 10500, "num_val": 2100}
+    default_sizes = {"num_query": 2100, "num_train": 10500, "num_val": 2100}
 
     def __init__(
         self,
@@ -353,7 +241,7 @@ class NUSWIDE(RetrievalDataModule):
         self.augment = augment
 
     @property
-    def protocol_name(self) -> str:
+    def protocol(self) -> str:
         """``lists`` (the shipped test/database/train lists) or ``drawn`` (from ``list_file``)."""
         return "lists" if self.list_file is None else "drawn"
 
@@ -374,23 +262,7 @@ class NUSWIDE(RetrievalDataModule):
     def load(self) -> RetrievalData:
         """Read the lists; the images themselves are read lazily, item by item."""
         folder = self.check_files()
-        index: dict[str, int] = {}  # image path -> item
-        rows: list[np.ndarray] = []  # (C,) labels per item
-        listed: dict[str, np.ndarray] = {}  # list name -> its items
-        for name in self.files:
-            paths, labels = read_list(folder / name)
-            if rows and labels.shape[1] != len(rows[0]):
-                raise ValueError(
-                    f"NUSWIDE: {folder / name} has {labels.shape[1]} label columns but "
-                    f"{self.files[0]} has {len(rows[0])}"
-                )
-            for p, row in zip(paths, labels, strict=True):
-                if p not in index:
-                    index[p] = len(rows)
-                    rows.append(row)
-                elif not np.array_equal(rows[index[p]], row):
-                    raise ValueError(f"NUSWIDE: {p} is listed with different labels in {name}")
-            listed[name] = np.array([index[p] for p in paths], dtype=np.int64)
+        paths, labels, listed = read_lists(folder, self.files)
         partition: dict[str, np.ndarray] = {}
         if self.list_file is None:  # the shipped split: test.txt holds the queries
             partition = {
@@ -399,14 +271,14 @@ class NUSWIDE(RetrievalDataModule):
                 "train": listed["train.txt"],
             }
         image_root = self.image_root if self.image_root is not None else folder
-        first = image_root / next(iter(index))
+        first = image_root / paths[0]
         if not first.is_file():
             raise FileNotFoundError(
                 f"NUSWIDE: image {first} not found; the list paths are relative to image_root "
                 f"({image_root}); set data.init_args.image_root"
             )
-        source = ImageFiles([str(image_root / p) for p in index], self.image_size)
-        return RetrievalData({"image": source}, np.stack(rows), partition)
+        source = ImageFiles([str(image_root / p) for p in paths], self.image_size, "NUSWIDE")
+        return RetrievalData({"image": source}, labels, partition)
 
     def transforms(self, stage: Literal["train", "eval"]) -> dict[str, Callable[[Any], Any]]:
         """Float CHW, ImageNet mean/std; random crop + flip when training."""

@@ -12,16 +12,18 @@ Loss (the paper's, with our normalisation):
 
 - pairwise likelihood, ``Theta_ij = 1/2 u_i^T u_j``, ``p(S_ij = 1) = sigmoid(Theta_ij)``, with
   ``S_ij = 1`` when items i and j share a label:
-  ``mean_ij [log(1 + exp(Theta_ij)) - S_ij Theta_ij]`` (:class:`PairwiseLikelihoodLoss`, reused
-  from the reconstruct-hashing model);
-- quantization ``eta * mean ||u - sign(u)||^2`` (:class:`QuantizationLoss`, ``sign`` detached).
+  ``mean_ij [log(1 + exp(Theta_ij)) - S_ij Theta_ij]`` (:func:`~hashrepro.models.common.
+  pairwise_likelihood`, shared with the cross-modal models);
+- quantization ``eta * mean ||u - sign(u)||^2`` (:func:`~hashrepro.models.common.
+  quantization_loss`, ``sign`` detached).
 
 Pairs (``memory``): like the authors' code, a memory ``U`` holds the latest (detached) code of
-every training item seen so far; each batch is compared against all of ``U`` (with the batch's
-own rows refreshed first), so every step sees every pair of the training set, and gradients flow
-through the batch codes only. ``memory=False`` uses the pairs within the batch instead (both
-sides live, the diagonal i = j left out). The memory is not saved in checkpoints: it is training
-state only, and is refilled as batches are seen.
+every training item seen so far (:class:`~hashrepro.models.common.CodeMemory`, sized by
+``num_items``); each batch is compared against all of ``U`` (with the batch's own rows refreshed
+first), so every step sees every pair of the training set, and gradients flow through the batch
+codes only. ``memory=False`` uses the pairs within the batch instead (both sides live, the
+diagonal i = j left out). The memory is not saved in checkpoints: it is training state only,
+and is refilled as batches are seen.
 
 Normalisation: both terms are means (over pairs, and over code elements), so ``eta`` is not the
 paper's value on summed terms. The default ``eta = 0.1`` is that of a public PyTorch
@@ -37,18 +39,14 @@ from torch import nn
 
 import hashrepro.models.backbones  # noqa: F401  (backbones by short class name in YAML)
 from hashrepro.models.base import HashingModule, default_optimizer
-from hashrepro.models.reconstruct.loss import (
-    PairwiseLikelihoodLoss,
-    QuantizationLoss,
+from hashrepro.models.common import (
+    CodeMemory,
     label_similarity,
+    pairwise_likelihood,
+    quantization_loss,
 )
 
-__all__ = ["DPSH", "DPSHLoss", "DPSHNet", "TrainingCodeMemory"]
-
-
-def _sign(x: torch.Tensor) -> torch.Tensor:
-    """``sign`` with 0 -> +1 (the shared convention), no gradient."""
-    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype).detach()
+__all__ = ["DPSH", "DPSHLoss", "DPSHNet"]
 
 
 class DPSHNet(nn.Module):
@@ -93,8 +91,7 @@ class DPSHLoss(nn.Module):
         if eta < 0:
             raise ValueError(f"eta must be >= 0, got {eta}")
         self.eta = float(eta)
-        self.likelihood = PairwiseLikelihoodLoss(scale)
-        self.quantization = QuantizationLoss()
+        self.scale = scale
 
     def forward(
         self,
@@ -117,60 +114,13 @@ class DPSHLoss(nn.Module):
         if other_codes is None:
             sim = label_similarity(labels, labels)  # (B, B)
             off_diagonal = ~torch.eye(len(codes), dtype=torch.bool, device=codes.device)
-            like = self.likelihood(codes, codes, sim, off_diagonal)
+            like = pairwise_likelihood(codes, codes, sim, self.scale, off_diagonal)
         else:
             sim = label_similarity(labels, other_labels)  # (B, M)
-            like = self.likelihood(codes, other_codes, sim)
-        quant = self.quantization(codes, _sign(codes))
+            like = pairwise_likelihood(codes, other_codes, sim, self.scale)
+        quant = quantization_loss(codes)
         total = like + self.eta * quant if self.eta > 0 else like
         return total, {"likelihood": like, "quantization": quant.detach()}
-
-
-class TrainingCodeMemory(nn.Module):
-    """Latest detached code and label of every training item seen, indexed by item index.
-
-    The buffers grow on demand (no dataset size needed) and are not persistent (not in
-    checkpoints).
-    """
-
-    def __init__(self, num_bits: int) -> None:
-        super().__init__()
-        self.num_bits = num_bits
-        self.register_buffer("codes", torch.zeros(0, num_bits), persistent=False)
-        self.register_buffer("labels", torch.zeros(0, 0), persistent=False)
-        self.register_buffer("seen", torch.zeros(0, dtype=torch.bool), persistent=False)
-
-    def _grow(self, size: int, num_classes: int) -> None:
-        n, c = len(self.seen), self.labels.shape[1]
-        if c not in (0, num_classes) and bool(self.seen.any()):
-            raise ValueError(f"labels have {num_classes} classes, the memory {c}")
-        if size <= n and c == num_classes:
-            return
-        size = max(size, n)
-        codes = self.codes.new_zeros(size, self.num_bits)
-        labels = self.labels.new_zeros(size, num_classes)
-        seen = self.seen.new_zeros(size)
-        codes[:n] = self.codes
-        if c == num_classes:
-            labels[:n] = self.labels
-        seen[:n] = self.seen
-        self.codes, self.labels, self.seen = codes, labels, seen
-
-    @torch.no_grad()
-    def update(self, index: torch.Tensor, codes: torch.Tensor, labels: torch.Tensor) -> None:
-        """Store (B, K) codes and (B, C) labels of items ``index`` (B,)."""
-        index = index.long()
-        if index.numel() and int(index.min()) < 0:
-            raise IndexError("item indices must be >= 0")
-        self._grow(int(index.max()) + 1 if index.numel() else 0, labels.shape[1])
-        self.codes[index] = codes.detach().to(self.codes.dtype)
-        self.labels[index] = labels.detach().to(self.labels.dtype)
-        self.seen[index] = True
-
-    def stored(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Codes (M, K) and labels (M, C) of the items seen so far."""
-        idx = self.seen.nonzero().squeeze(1)
-        return self.codes[idx], self.labels[idx]
 
 
 class DPSH(HashingModule):
@@ -179,6 +129,8 @@ class DPSH(HashingModule):
     Args:
         backbone: feature extractor with an ``out_features`` attribute (``SmallCNN``, ...).
         num_bits: code length K.
+        num_items: number of items of the whole dataset (largest ``index`` + 1), the size of
+            the memory; the CLI links it from the DataModule. Needed when ``memory`` is set.
         eta: weight of the quantization term (mean-normalised; see the module docstring).
         memory: pair each batch with the memory of all training codes (DPSH's code, default)
             or only with the batch itself.
@@ -194,6 +146,7 @@ class DPSH(HashingModule):
         self,
         backbone: nn.Module,
         num_bits: int,
+        num_items: int | None = None,
         eta: float = 0.1,
         memory: bool = True,
         scale: float = 0.5,
@@ -206,7 +159,14 @@ class DPSH(HashingModule):
         self.save_hyperparameters(ignore=["backbone", "optimizer", "scheduler"])
         self.net = DPSHNet(backbone, num_bits, code_norm)
         self.loss = DPSHLoss(eta, scale)
-        self.memory = TrainingCodeMemory(num_bits) if memory else None
+        self.memory: CodeMemory | None = None
+        if memory:
+            if num_items is None:
+                raise ValueError(
+                    "DPSH's memory needs num_items, the dataset size (the CLI links it from "
+                    "the data); pass it, or memory=False"
+                )
+            self.memory = CodeMemory(num_items, num_bits, persistent=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Relaxed codes (B, K) of (B, C, H, W) images."""
@@ -224,8 +184,9 @@ class DPSH(HashingModule):
         labels = batch["label"].float()  # (B, C)
         if self.memory is None:
             return self.loss(codes, labels)
-        self.memory.update(torch.as_tensor(batch["index"], device=codes.device), codes, labels)
-        other_codes, other_labels = self.memory.stored()
+        index = torch.as_tensor(batch["index"], device=codes.device)
+        self.memory.update(index, labels=labels, image=codes)
+        other_codes, other_labels = self.memory.stored("image")
         return self.loss(codes, labels, other_codes, other_labels)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

@@ -15,9 +15,12 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from hashrepro.retrieval import mean_average_precision, precision_at_k, precision_recall_curve
-
-ROLES = ("query", "database")  # test dataloader 0 holds the queries, 1 the database
+from hashrepro.retrieval import (
+    ROLES,
+    mean_average_precision,
+    precision_at_k,
+    precision_recall_curve,
+)
 
 
 class CodeCapture(Callback):

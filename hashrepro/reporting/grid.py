@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import yaml
 
+from hashrepro.data.formats import DataFileError
+
 DataMode = Literal["embedded", "paper"]
 DATA_MODES = ("embedded", "paper")
 
@@ -347,38 +349,45 @@ def make_datamodule(spec: DatasetSpec, seed: int, split_dir: Path | None, **extr
 
 
 class MissingDataError(FileNotFoundError):
-    """Paper datasets are missing; the message lists every missing file."""
+    """Paper datasets are missing or unreadable; the message lists every problem."""
 
 
 def check_paper_files(grid: Grid) -> None:
     """Check the files of every dataset of the grid before anything runs.
 
-    Calls each DataModule's ``check_files()`` (datasets without one are skipped) and collects
-    every failure, so one error lists all that is missing.
+    Loads each dataset once (its readers check every file they read) and collects every
+    failure, so one error lists all that is missing, corrupt or inconsistent, each with the
+    reader's one line.
 
     Raises:
-        MissingDataError: one or more datasets lack files.
+        MissingDataError: one or more datasets lack files or have unreadable ones.
 
     """
-    problems = []
+    missing, corrupt = [], []
     for spec in grid.datasets():
         dm = make_datamodule(spec, seed=0, split_dir=None)
-        check = getattr(dm, "check_files", None)
-        if check is None:
+        if getattr(dm, "check_files", None) is None:  # data shipped in a package
             continue
         try:
-            check()
-        except (FileNotFoundError, ValueError) as err:
+            _ = dm.data
+        except FileNotFoundError as err:
             line = f"- {spec.name}: {err}"
-            missing = _missing_layout_files(dm)
-            if missing:
-                line += "\n    missing files: " + ", ".join(str(p) for p in missing)
-            problems.append(line)
-    if problems:
+            files = _missing_layout_files(dm)
+            if files:
+                line += "\n    missing files: " + ", ".join(str(p) for p in files)
+            missing.append(line)
+        except DataFileError as err:
+            corrupt.append(f"- {spec.name} (corrupt or inconsistent file): {err}")
+    if missing or corrupt:
+        counts = []
+        if missing:
+            counts.append(f"{len(missing)} dataset(s) are missing files")
+        if corrupt:
+            counts.append(f"{len(corrupt)} dataset(s) have a corrupt or inconsistent file")
         raise MissingDataError(
-            f"data={grid.data_mode}: {len(problems)} dataset(s) are missing files; nothing was "
-            "run. Put the files in place (see each dataset's root) or use the embedded data.\n"
-            + "\n".join(problems)
+            f"data={grid.data_mode}: {' and '.join(counts)}; nothing was run. Put the files in "
+            "place (see each dataset's root) or use the embedded data.\n"
+            + "\n".join(missing + corrupt)
         )
 
 

@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from hashrepro.reporting import tracking
-from hashrepro.reporting.aggregate import load_records, write_outputs
+from hashrepro.reporting.aggregate import REPO, load_records, write_outputs
 from hashrepro.reporting.grid import Grid, MissingDataError, check_paper_files, load_grid
 from hashrepro.reporting.plots import make_plots
 from hashrepro.reporting.runner import RunOptions, run_grid
 
 DEFAULT_GRID = "experiments/table2.yaml"
-REPO = Path(__file__).resolve().parents[2]
 
 
 def default_grid() -> Path:
@@ -109,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.threads is not None:
         grid.torch_threads = args.threads
-    variant = "-quick" if args.quick else "-full" if args.full_budget else ""
-    out = args.out or Path("results") / f"table2{variant}"
+    suffix = "-quick" if args.quick else "-full" if args.full_budget else ""
+    out = args.out or Path("results") / f"table2{suffix}"
     if args.data == "paper" and not args.report_only:
         try:
             check_paper_files(grid)

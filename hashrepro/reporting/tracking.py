@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-WANDB_LOGGER = "lightning.pytorch.loggers.WandbLogger"
+from hashrepro.cli import WANDB_LOGGER
 
 
 def wandb_mode() -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from hashrepro.retrieval.codes import binarize, hamming_distance, pack_codes
 from hashrepro.retrieval.metrics import (
+    ROLES,
     average_precisions,
     mean_average_precision,
     precision_at_hamming_radius,
@@ -18,6 +19,7 @@ from hashrepro.retrieval.metrics import (
 )
 
 __all__ = [
+    "ROLES",
     "RetrievalMAPMetric",
     "average_precisions",
     "binarize",
@@ -32,7 +34,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "RetrievalMAPMetric":
-        from hashrepro.retrieval.metric import RetrievalMAPMetric
+        from hashrepro.retrieval.torchmetric import RetrievalMAPMetric
 
         return RetrievalMAPMetric
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

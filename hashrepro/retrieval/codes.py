@@ -2,7 +2,8 @@
 
 Conventions used throughout ``hashrepro.retrieval``:
 
-* A code is a row of K real numbers; its binary form is ``sign(x)`` with ``0 -> +1``.
+* A code is a row of K real numbers; its binary form is ``sign(x)`` with ``0 -> +1``
+  (:func:`hashrepro.models.common.sign`, the suite's one binarisation).
 * Packed codes are ``uint8`` rows of ``ceil(K / 8)`` bytes, most significant bit first
   (the layout of ``numpy.packbits``); bit = 1 where the binary code is +1. Padding bits are 0.
 * Internally rows are also viewed as 64-bit words. CPU data takes a NumPy fast path
@@ -17,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
+from hashrepro.models.common import sign
 
 ArrayLike = Any  # torch.Tensor | numpy.ndarray | nested sequences
 Array = np.ndarray | Tensor  # backend array: NumPy on the CPU fast path, else torch
@@ -99,8 +102,7 @@ def binarize(x: ArrayLike) -> Tensor:
     """
     t = as_tensor(x)
     _check_code_values(t)
-    one = torch.ones((), dtype=torch.int8, device=t.device)
-    return torch.where(t >= 0, one, -one)
+    return sign(t, torch.int8)
 
 
 def sign_bits(codes: Tensor) -> Array:

@@ -44,6 +44,7 @@ from hashrepro.retrieval.codes import (
 )
 from hashrepro.retrieval.labels import check_labels
 
+ROLES = ("query", "database")  # the two sides of a retrieval; loaders 0 and 1 in that order
 TIES = ("index", "average")
 _CHUNK_BYTES = 128 * 2**20  # scratch memory of one chunk of queries (torch path, e.g. CUDA)
 _BLOCK_BYTES = 32 * 2**20  # the same per worker thread on the CPU path
@@ -139,12 +140,13 @@ def _multi_hot(labels: Tensor, width: int, name: str) -> Tensor:
     return torch.nn.functional.one_hot(labels.long(), width).bool()
 
 
-def _check_ties(ties: str) -> None:
+def check_ties(ties: str) -> None:
+    """Raise a one-line ValueError unless ``ties`` is one of :data:`TIES`."""
     if ties not in TIES:
         raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
 
 
-def _check_depth(value: int | None, name: str, n_db: int) -> int:
+def check_depth(value: int | None, name: str, n_db: int) -> int:
     """A positive cut-off clamped to the database size; None means the whole database."""
     if value is None:
         return n_db
@@ -352,9 +354,9 @@ def average_precisions(
     ties: str = "index",
 ) -> np.ndarray:
     """Per-query AP@topk as a (Q,) float64 array; see :func:`mean_average_precision`."""
-    _check_ties(ties)
+    check_ties(ties)
     data = _prepare(query_codes, database_codes, query_labels, database_labels)
-    depth = _check_depth(topk, "topk", data.n_db)
+    depth = check_depth(topk, "topk", data.n_db)
     if ties == "index":
         parts = _map_chunks(data, lambda rows: _ap_of_sorted(_sorted_relevance(data, rows, depth)))
         return np.concatenate(parts)
@@ -420,10 +422,10 @@ def precision_at_k(
     Returns:
         A float for an int ``k``, else a float64 array with one value per cut-off.
     """
-    _check_ties(ties)
+    check_ties(ties)
     data = _prepare(query_codes, database_codes, query_labels, database_labels)
     single = isinstance(k, numbers.Integral) and not isinstance(k, bool)
-    ks = np.array([_check_depth(v, "k", data.n_db) for v in ([k] if single else list(k))])
+    ks = np.array([check_depth(v, "k", data.n_db) for v in ([k] if single else list(k))])
     if ks.size == 0:
         raise ValueError("k must not be an empty sequence")
     if ties == "index":

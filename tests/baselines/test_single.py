@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hashrepro.baselines import ITQ, KSH, LSH, SDH, SH, SINGLE_BASELINES, sign_codes
+from hashrepro.baselines import ITQ, KSH, LSH, SDH, SH, SINGLE_BASELINES
 from hashrepro.baselines.base import pca_basis
+from hashrepro.models.common import sign
 
 BITS = 16
 # Small anchor / subset sizes keep the supervised fits well under a second each.
@@ -66,7 +67,7 @@ def test_shapes_and_real_codes(name: str, data) -> None:
     assert np.all(np.isfinite(codes))
     bits = model.hash(data["query"][0])
     assert bits.dtype == np.int8 and set(np.unique(bits)) <= {-1, 1}
-    assert np.array_equal(bits, sign_codes(codes))
+    assert np.array_equal(bits, sign(codes, np.int8))
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))

@@ -2,47 +2,13 @@
 
 from __future__ import annotations
 
-import pickle
-from pathlib import Path
-
-import h5py
 import numpy as np
 import pytest
 import scipy.io
 import torch
-from fake_formats import matlab_images, write_v73
+from fake_formats import SMALL, C, D, H, N, W, make_items, matlab_images, write_dcmh, write_v73
 
-from hashrepro.data.crossmodal import (
-    IAPRTC12,
-    CrossModalFeatures,
-    HDF5Images,
-    MIRFlickr25K,
-    NUSWIDECrossModal,
-)
-
-N, H, W, D, C = 40, 6, 5, 12, 6  # non-square images catch a missing H/W swap
-SMALL = {"num_query": 8, "num_train": 20, "num_val": 4, "split_dir": None}
-
-
-def make_items(n: int = N, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Images (n, 3, H, W) uint8 with a known pattern, text (n, D), multi-hot labels (n, C)."""
-    rng = np.random.default_rng(seed)
-    nn, c, h, w = np.meshgrid(np.arange(n), np.arange(3), np.arange(H), np.arange(W), indexing="ij")
-    images = ((nn * 7 + c * 60 + h * 10 + w) % 256).astype(np.uint8)
-    text = (rng.random((n, D)) < 0.3).astype(np.float64)
-    labels = (rng.random((n, C)) < 0.3).astype(np.uint8)
-    labels[np.arange(n), np.arange(n) % C] = 1
-    return images, text, labels
-
-
-def write_dcmh(root: Path, stem: str, v73_matrices: bool = False, n_text: int = N) -> None:
-    images, text, labels = make_items()
-    write_v73(root / f"{stem}-iall.mat", {"IAll": matlab_images(images)})
-    for suffix, key, arr in (("yall", "YAll", text[:n_text]), ("lall", "LAll", labels)):
-        if v73_matrices:
-            write_v73(root / f"{stem}-{suffix}.mat", {key: arr})
-        else:
-            scipy.io.savemat(root / f"{stem}-{suffix}.mat", {key: arr})
+from hashrepro.data.crossmodal import IAPRTC12, CrossModalFeatures, MIRFlickr25K, NUSWIDECrossModal
 
 
 def check_batch(dm, expected_size: tuple[int, int] = (H, W)) -> dict:
@@ -107,33 +73,13 @@ def test_single_file_flickr(tmp_path):
     np.testing.assert_array_equal(batch["label"].numpy(), labels[idx])
 
 
-def test_nuswide_variant_and_iapr_spelling(tmp_path):
+def test_nuswide_concepts_and_iapr_spelling(tmp_path):
     write_dcmh(tmp_path, "nus-wide-tc21", v73_matrices=True)
-    dm = NUSWIDECrossModal(root=str(tmp_path), variant="tc21", image_size=None, **SMALL)
+    dm = NUSWIDECrossModal(root=str(tmp_path), concepts="tc21", image_size=None, **SMALL)
     check_batch(dm)
-    assert dm.protocol_name == "dcmh_tc21"
+    assert dm.protocol == "dcmh_tc21"
     write_dcmh(tmp_path, "iaprtc12")
     check_batch(IAPRTC12(root=str(tmp_path), image_size=None, **SMALL))
-
-
-def test_lazy_source(tmp_path):
-    path = tmp_path / "big.mat"
-    with h5py.File(path, "w") as f:  # 3 GB declared, nothing allocated or read
-        f.create_dataset(
-            "IAll", shape=(20015, 3, 224, 224), dtype=np.uint8, chunks=(1, 3, 224, 224)
-        )
-    src = HDF5Images(path, "IAll")
-    assert len(src) == 20015 and src._file is None
-    assert src[20014].shape == (3, 224, 224)
-    assert src._file is not None
-    copy = pickle.loads(pickle.dumps(src))  # works after reading; the handle is not pickled
-    assert copy._file is None and copy[0].shape == (3, 224, 224)
-    src._pid = -1  # as after a fork: the next access opens a new handle
-    old = src._file
-    src[1]
-    assert src._file is not old
-    src.close()
-    old.close()
 
 
 def test_dataloader_workers(tmp_path):
@@ -148,7 +94,8 @@ def test_dataloader_workers(tmp_path):
         **SMALL,
     )
     dm.setup("test")
-    _ = dm.data.sources["image"][0]  # a parent handle open before the fork
+    _ = dm.data.sources["image"][0]  # a parent handle open before the fork: each worker
+    # must open its own (h5py handles do not survive a fork)
     batches = list(dm.test_dataloader()[1])
     got = torch.cat([b["image"] for b in batches])
     idx = torch.cat([b["index"] for b in batches]).numpy()

@@ -8,33 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fake_formats import write_cifar, write_svhn
 from PIL import Image
 from scipy.io import savemat
 
 from hashrepro.data import CIFAR10, NUSWIDE, SVHN
 from hashrepro.data.images import CIFAR_MEAN, CIFAR_STD
-
-TRAIN_PER_BATCH, TEST_SIZE = 30, 40  # 5 x 30 training + 40 test images: 19 per class
-
-
-def write_cifar(root: Path, bytes_keys: bool = False) -> np.ndarray:
-    """Write torchvision's cifar-10-batches-py layout; return all (N, 3072) rows in item order."""
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    rows = []
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for name in names:
-        n = TEST_SIZE if name == "test_batch" else TRAIN_PER_BATCH
-        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        batch = {"data": data, "labels": [i % 10 for i in range(n)], "batch_label": name}
-        if bytes_keys:
-            batch = {k.encode(): v for k, v in batch.items()}
-        (folder / name).write_bytes(pickle.dumps(batch))
-        rows.append(data)
-    meta = {"label_names": [f"c{i}" for i in range(10)], "num_vis": 3072}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta))
-    return np.concatenate(rows)
 
 
 def split_sets(dm) -> dict[str, set[int]]:
@@ -62,7 +41,7 @@ def test_cifar10_1(tmp_path: Path, bytes_keys: bool) -> None:
     images = dm.data.sources["image"]
     assert images.shape == (190, 32, 32, 3) and images.dtype == np.uint8
     np.testing.assert_array_equal(images[57], rows[57].reshape(3, 32, 32).transpose(1, 2, 0))
-    assert dm.protocol_name == "cifar10-1" and dm.num_classes == 10
+    assert dm.protocol == "cifar10-1" and dm.num_classes == 10
     s = split_sets(dm)
     sizes = {k: len(v) for k, v in s.items()}
     assert sizes == {"query": 20, "database": 170, "train": 50, "val_query": 20, "val_database": 50}
@@ -90,7 +69,7 @@ def test_cifar10_2_and_resize(tmp_path: Path) -> None:
         split_dir=str(tmp_path / "splits"),
     )
     s = split_sets(dm)
-    assert dm.protocol_name == "cifar10-2"
+    assert dm.protocol == "cifar10-2"
     assert s["query"] == set(range(150, 190))  # the test batch
     assert s["database"] == set(range(150))  # the training batches
     assert len(s["val_query"]) == 20 and len(s["train"]) == 130  # validation carved from train
@@ -136,19 +115,6 @@ def test_cifar10_missing_and_malformed(tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------- SVHN
-def write_svhn(root: Path, n_train: int = 60, n_test: int = 40) -> np.ndarray:
-    """Write train/test_32x32.mat (X: 32x32x3xN, y: Nx1 in 1..10); return X in item order."""
-    rng = np.random.default_rng(1)
-    xs = []
-    for split, n in (("train", n_train), ("test", n_test)):
-        x = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)
-        digits = np.arange(n) % 10
-        y = np.where(digits == 0, 10, digits).reshape(n, 1).astype(np.uint8)  # 10 is digit 0
-        savemat(root / f"{split}_32x32.mat", {"X": x, "y": y})
-        xs.append(x)
-    return np.concatenate(xs, axis=3)
-
-
 def test_svhn(tmp_path: Path) -> None:
     x = write_svhn(tmp_path)
     dm = SVHN(
@@ -233,7 +199,7 @@ def test_nuswide_three_lists(tmp_path: Path) -> None:
     dm = NUSWIDE(
         root=str(tmp_path), image_size=16, num_val=5, batch_size=4, split_dir=str(tmp_path / "s")
     )
-    assert dm.protocol_name == "lists" and dm.data.labels.shape == (60, NUM_TAGS)
+    assert dm.protocol == "lists" and dm.data.labels.shape == (60, NUM_TAGS)
     np.testing.assert_array_equal(dm.data.labels, labels)  # test then database items, no repeats
     s = split_sets(dm)
     assert s["query"] == set(range(10)) and s["database"] == set(range(10, 60))
@@ -261,7 +227,7 @@ def test_nuswide_single_list_and_image_root(tmp_path: Path) -> None:
         batch_size=4,
         split_dir=str(tmp_path / "s"),
     )
-    assert dm.protocol_name == "drawn"
+    assert dm.protocol == "drawn"
     s = split_sets(dm)
     assert {k: len(v) for k, v in s.items()} == {
         "query": 10,

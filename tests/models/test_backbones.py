@@ -203,6 +203,21 @@ def test_cnnf_missing_file(tmp_path: Path) -> None:
     assert "\n" not in message
 
 
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_cnnf_corrupt_file_is_one_line(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "imagenet-vgg-f.mat"
+    if damage == "garbage":
+        path.write_bytes(b"<html>not found</html>")  # e.g. an error page saved as the file
+    else:
+        fake_vgg_f(path, "meta", np.random.default_rng(0))
+        path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(ValueError) as info:
+        CNNF(weights=str(path))
+    message = str(info.value)
+    assert message.startswith(f"CNN-F weights: cannot read {path} as MatConvNet's")
+    assert "found " in message and "\n" not in message
+
+
 def test_cnnf_random_init() -> None:
     with torch.device("meta"):
         assert CNNF().out_features == 4096

@@ -9,7 +9,7 @@ from torch import nn
 
 from hashrepro.cli import main
 from hashrepro.models import DPSH
-from hashrepro.models.dpsh import DPSHLoss, DPSHNet, TrainingCodeMemory
+from hashrepro.models.dpsh import DPSHLoss, DPSHNet
 
 
 class Flat(nn.Module):
@@ -73,23 +73,18 @@ def test_similar_pairs_aligned_score_lower_than_opposed() -> None:
     assert loss(aligned, labels)[0] < loss(opposed, labels)[0]
 
 
-def test_memory_grows_stores_and_checks_classes() -> None:
-    mem = TrainingCodeMemory(num_bits=4)
-    mem.update(torch.tensor([5, 2]), torch.ones(2, 4), one_hot([0, 1]))
-    codes, labels = mem.stored()
-    assert codes.shape == (2, 4) and labels.shape == (2, 3)
-    mem.update(torch.tensor([9]), -torch.ones(1, 4), one_hot([2]))
-    codes, labels = mem.stored()
-    assert codes.shape == (3, 4) and len(mem.seen) == 10
-    assert torch.equal(codes[-1], -torch.ones(4)) and labels[-1, 2] == 1
-    with pytest.raises(ValueError, match="classes"):
-        mem.update(torch.tensor([0]), torch.ones(1, 4), torch.ones(1, 5))
-    assert "codes" not in DPSH(Flat(4), num_bits=4).state_dict().keys()
+def test_memory_is_sized_by_num_items_and_not_saved() -> None:
+    model = DPSH(Flat(4), num_bits=4, num_items=10)
+    assert model.memory.image.shape == (10, 4)
+    assert not any(k.startswith("memory.") for k in model.state_dict())
+    with pytest.raises(ValueError, match="num_items"):
+        DPSH(Flat(4), num_bits=4)
+    assert DPSH(Flat(4), num_bits=4, memory=False).memory is None
 
 
 def test_gradients_reach_the_batch_codes_only() -> None:
     torch.manual_seed(0)
-    model = DPSH(Flat(12), num_bits=6)
+    model = DPSH(Flat(12), num_bits=6, num_items=8)
     batch = {
         "image": torch.randn(8, 1, 3, 4),
         "label": one_hot([0, 1, 2, 0, 1, 2, 0, 1]),
@@ -99,7 +94,7 @@ def test_gradients_reach_the_batch_codes_only() -> None:
     total.backward()
     assert set(terms) == {"likelihood", "quantization"}
     assert model.net.hash.weight.grad is not None
-    assert not model.memory.codes.requires_grad and int(model.memory.seen.sum()) == 8
+    assert not model.memory.image.requires_grad and int(model.memory.seen.sum()) == 8
     assert model.encode(batch)["image"].shape == (8, 6)
 
 
@@ -116,7 +111,7 @@ def test_training_separates_two_classes(memory: bool) -> None:
     torch.manual_seed(0)
     x = torch.cat([torch.randn(32, 1, 2, 2) + 2, torch.randn(32, 1, 2, 2) - 2])
     labels = one_hot([0] * 32 + [1] * 32, 2)
-    model = DPSH(Flat(4), num_bits=8, memory=memory)
+    model = DPSH(Flat(4), num_bits=8, num_items=64, memory=memory)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     batch = {"image": x, "label": labels, "index": torch.arange(64)}
     first = float(model.compute_loss(batch)[0])

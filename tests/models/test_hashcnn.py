@@ -6,13 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from hashrepro.models.common import balance_loss, is_multilabel
 from hashrepro.models.hashcnn import HashCNN, HashCNNLoss, HashCNNNet, HashLayer, sign_ste
-from hashrepro.models.hashcnn.loss import (
-    balance_loss,
-    decorrelation_loss,
-    is_multilabel,
-    quantization_loss,
-)
+from hashrepro.models.hashcnn.loss import decorrelation_loss
 
 K, C = 16, 5
 
@@ -116,21 +112,6 @@ def test_decorrelation_zero_for_orthogonal_balanced_codes_and_positive_for_dupli
     assert balance_loss(dup).item() == pytest.approx(0.0, abs=1e-7)
 
 
-def test_balance_positive_for_unbalanced_bits():
-    h = torch.ones(8, 4)
-    assert balance_loss(h).item() == pytest.approx(1.0)
-    h[:, :2] = -1  # still each bit constant: fully unbalanced
-    assert balance_loss(h).item() == pytest.approx(1.0)
-    h[:4] *= -1  # each bit half +1, half -1
-    assert balance_loss(h).item() == pytest.approx(0.0)
-
-
-def test_quantization_zero_for_binary_positive_for_relaxed():
-    assert quantization_loss(hadamard(8)).item() == 0.0
-    h = torch.full((4, 2), 0.5)
-    assert quantization_loss(h).item() == pytest.approx(0.25)
-
-
 def test_weight_zero_turns_a_term_off():
     torch.manual_seed(0)
     codes = torch.tanh(torch.randn(10, K)).requires_grad_()
@@ -216,28 +197,3 @@ def test_module_training_step_and_encode(hash_layer, weights, monkeypatch):
     assert torch.equal(torch.where(a >= 0, 1.0, -1.0), torch.where(codes >= 0, 1.0, -1.0))
     opt = model.configure_optimizers()
     assert isinstance(opt, torch.optim.Optimizer)
-
-
-def test_module_resolves_multilabel_from_datamodule():
-    class FakeData:
-        labels = single_labels(20).numpy()
-
-    class FakeDM:
-        data = FakeData()
-        split = {"train": torch.arange(10).numpy()}
-
-    class FakeTrainer:
-        datamodule = FakeDM()
-
-    model = HashCNN(TinyBackbone(), num_bits=K, num_classes=C)
-    model._trainer = FakeTrainer()
-    model.setup("fit")
-    assert model.loss.multilabel is False
-    FakeDM.data.labels[3, 0] = 1.0  # row 3 now has two labels
-    model.loss.multilabel = None
-    model.setup("fit")
-    assert model.loss.multilabel is True
-    fixed = HashCNN(TinyBackbone(), num_bits=K, num_classes=C, multilabel=False)
-    fixed._trainer = FakeTrainer()
-    fixed.setup("fit")
-    assert fixed.loss.multilabel is False

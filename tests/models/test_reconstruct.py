@@ -11,18 +11,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from hashrepro.models.reconstruct import (
-    BalanceLoss,
     CodeDecoder,
-    CodeMemory,
     FeatureProjection,
     HashHead,
-    PairwiseLikelihoodLoss,
-    QuantizationLoss,
     ReconstructHashing,
     ReconstructHashingLoss,
     ReconstructionLoss,
     TwoTowerHashNet,
-    label_similarity,
 )
 from hashrepro.models.reconstruct.loss import SideInputs
 
@@ -70,58 +65,6 @@ def make_model(**kwargs) -> ReconstructHashing:
 
 
 # ----------------------------------------------------------------- losses on plain tensors
-def test_label_similarity_multi_hot() -> None:
-    a = torch.tensor([[1.0, 0, 0], [0, 1, 1]])
-    b = torch.tensor([[1.0, 1, 0], [0, 0, 1], [0, 0, 0]])
-    assert torch.equal(label_similarity(a, b), torch.tensor([[1.0, 0, 0], [1, 1, 0]]))
-
-
-def test_likelihood_prefers_codes_agreeing_with_similarity() -> None:
-    torch.manual_seed(0)
-    labels = nn.functional.one_hot(torch.arange(8) % 2, 2).float()
-    s = label_similarity(labels, labels)
-    proto = torch.sign(torch.randn(2, K))
-    good = proto[torch.arange(8) % 2]  # same-class codes equal, classes differ
-    bad = -good  # text codes opposite to the images'
-    loss = PairwiseLikelihoodLoss(0.5)
-    good_loss, bad_loss = loss(good, good, s), loss(good, bad, s)
-    assert good_loss < bad_loss
-    # direct formula: mean(log(1 + e^T) - S T)
-    theta = 0.5 * good @ good.T
-    assert torch.allclose(good_loss, (torch.log1p(theta.exp()) - s * theta).mean())
-    # stable for large inner products
-    big = loss(100 * good, 100 * bad, s)
-    assert torch.isfinite(big) and big > 0
-
-
-def test_likelihood_mask_and_shape_checks() -> None:
-    a, b = torch.randn(3, K), torch.randn(4, K)
-    s = torch.zeros(3, 4)
-    loss = PairwiseLikelihoodLoss()
-    mask = torch.tensor([True, False, True, False])
-    theta = 0.5 * a @ b[mask].T
-    assert torch.allclose(loss(a, b, s, mask), nn.functional.softplus(theta).mean())
-    with pytest.raises(ValueError):
-        loss(a, b, torch.zeros(4, 3))
-    with pytest.raises(ValueError):
-        loss(a, torch.randn(4, K + 1), s)
-
-
-def test_quantization_zero_for_binary_codes() -> None:
-    b = torch.sign(torch.randn(5, K))
-    assert QuantizationLoss()(b, b) == 0
-    assert QuantizationLoss()(0.5 * b, b) == pytest.approx(0.25)
-
-
-def test_balance() -> None:
-    balanced = torch.tensor([[1.0, -1], [-1, 1], [1, 1], [-1, -1]])
-    assert BalanceLoss()(balanced) == 0
-    constant = torch.ones(4, 2)
-    assert BalanceLoss()(constant) == pytest.approx(1.0)  # mean_k (mean_i F_ik)^2
-    # memory of 4 rows of which 2 are live: ||F^T 1||^2 / (rows * live * K)
-    assert BalanceLoss()(constant, num_live=2) == pytest.approx(16 * 2 / (4 * 2 * 2))
-
-
 def test_reconstruction() -> None:
     x = torch.randn(4, 6)
     assert ReconstructionLoss(normalize_targets=False)(x, x) == 0
@@ -232,28 +175,6 @@ def test_two_tower_shapes_and_sides() -> None:
     assert "projection" not in bare.forward_side("image", batch["image"])
     with pytest.raises(TypeError):
         TwoTowerHashNet(nn.Identity(), TinyText(), K)
-
-
-def test_code_memory_update_binary_and_reload() -> None:
-    mem = CodeMemory(10, K)
-    idx = torch.tensor([2, 5])
-    f, g = torch.randn(2, K), torch.randn(2, K)
-    mem.update(idx, image=f, text=g, labels=torch.tensor([[1.0, 0, 0], [0, 1, 0]]))
-    assert mem.labels.shape == (10, 3)
-    assert torch.equal(mem.seen_index(), idx)
-    mem.init_binary(idx)
-    expected = torch.where(f + g >= 0, 1.0, -1.0)
-    assert torch.equal(mem.binary[idx], expected)
-    mem.update(idx, image=-f, text=-g)
-    mem.init_binary(idx)  # already set: unchanged until the epoch's refresh
-    assert torch.equal(mem.binary[idx], expected)
-    mem.refresh_binary()
-    assert torch.equal(mem.binary[idx], torch.where(-f - g >= 0, 1.0, -1.0))
-    fresh = CodeMemory(10, K)
-    fresh.load_state_dict(mem.state_dict())  # labels buffer resized from (10, 0)
-    assert torch.equal(fresh.labels, mem.labels)
-    with pytest.raises(IndexError, match="num_items"):
-        mem.update(torch.tensor([10]), image=torch.randn(1, K))
 
 
 # ----------------------------------------------------------------- module wiring (no Trainer)

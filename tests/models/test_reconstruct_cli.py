@@ -66,10 +66,10 @@ def test_fast_dev_run(variant: str, repo: Path, in_tmp: Path) -> None:
 def test_variants_share_one_wandb_group(variant: str, repo: Path, in_tmp: Path) -> None:
     """Each ablation and DCMH logs to the proposed model's W&B group, tagged by its variant."""
     cli = make_cli(config_args(repo, variant), run=False)  # builds the logger, opens no run
-    init = cli.trainer.logger._wandb_init
-    assert init["group"] == "MultipleFeatures-32bits"
-    assert {"MultipleFeatures", "ReconstructHashing", variant, "32bits"} <= set(init["tags"])
-    assert init["name"] == f"ReconstructHashing-{variant}-MultipleFeatures-32b-seed0"
+    init = cli.config.trainer.logger.init_args  # what the W&B logger was built with
+    assert init.group == "MultipleFeatures-32bits"
+    assert {"MultipleFeatures", "ReconstructHashing", variant, "32bits"} <= set(init.tags)
+    assert init.name == f"ReconstructHashing-{variant}-MultipleFeatures-32b-seed0"
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from fake_formats import write_cifar
 
 from hashrepro.reporting import load_grid, runner
 from hashrepro.reporting.aggregate import collapsed_codes, format_cell
@@ -262,6 +263,23 @@ def test_paper_data_check_lists_every_missing_file(
                  "test_32x32.mat", "mirflickr25k-iall.mat", "mirflickr25k-yall.mat",
                  "mirflickr25k-lall.mat"):  # fmt: skip
         assert name in err, name
+    assert not out.exists()  # nothing ran
+
+
+def test_paper_data_check_reports_a_corrupt_file_as_corrupt(
+    tmp_path: Path, in_tmp: Path, capsys: pytest.CaptureFixture
+) -> None:
+    grid = tiny_grid(tmp_path)
+    write_cifar(tmp_path / "c")
+    bad = tmp_path / "c" / "cifar-10-batches-py" / "data_batch_1"
+    bad.write_bytes(bad.read_bytes()[:100])  # truncated
+    out = tmp_path / "out"
+    assert main(["--grid", str(grid), "--out", str(out), "--data", "paper", *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "2 dataset(s) are missing files and 1 dataset(s) have a corrupt" in err
+    line = next(x for x in err.splitlines() if x.startswith("- CIFAR10"))
+    assert line.startswith(f"- CIFAR10 (corrupt or inconsistent file): CIFAR10: cannot read {bad}")
+    assert "missing" not in line
     assert not out.exists()  # nothing ran
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.io
 import torch
 from torch import nn
+
+from hashrepro.data.formats import DataFileError, load_mat
 
 __all__ = ["CNNF", "read_matconvnet_cnnf"]
 
@@ -54,7 +55,7 @@ def read_matconvnet_cnnf(path: str | Path) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: the file does not have one of the layouts above.
+        DataFileError: the file is unreadable or has none of the layouts above (one line).
 
     """
     file = Path(path).expanduser()
@@ -63,18 +64,19 @@ def read_matconvnet_cnnf(path: str | Path) -> dict[str, Any]:
             f"CNN-F weights not found: {file}; download imagenet-vgg-f.mat from MatConvNet's "
             f"pretrained models page {CNNF_PAGE} and pass its path"
         )
-    mat = scipy.io.loadmat(file, squeeze_me=True, struct_as_record=False)
+    expected = "MatConvNet's imagenet-vgg-f.mat (a MATLAB v5 SimpleNN model file)"
+    mat = load_mat("CNN-F weights", file, expected, squeeze_me=True, struct_as_record=False)
     root: Any = mat["net"] if "net" in mat and "layers" not in mat else None
     layers = _field(root, "layers") if root is not None else mat.get("layers")
     if layers is None:
-        raise ValueError(f"{file} has no 'layers': not a MatConvNet SimpleNN model file")
+        raise DataFileError(f"{file} has no 'layers': not a MatConvNet SimpleNN model file")
     top = {k: _field(root, k) for k in ("normalization", "meta")} if root is not None else mat
     normalization = top.get("normalization")  # old layout
     if normalization is None:
         normalization = _field(top.get("meta"), "normalization")  # new layout
     mean = _field(normalization, "averageImage")
     if mean is None:
-        raise ValueError(f"{file} has no normalization.averageImage (old or meta layout)")
+        raise DataFileError(f"{file} has no normalization.averageImage (old or meta layout)")
 
     convs, lrn = [], []
     for layer in _cells(layers):
@@ -95,7 +97,7 @@ def _matching(array: np.ndarray, shape: tuple[int, ...], what: str) -> np.ndarra
     """Reshape ``array`` to ``shape``, allowing it to differ only by singleton dimensions."""
     squeezed = tuple(d for d in shape if d != 1)
     if np.squeeze(array).shape != squeezed:
-        raise ValueError(f"{what}: file has shape {array.shape}, model expects {shape}")
+        raise DataFileError(f"{what}: file has shape {array.shape}, model expects {shape}")
     return np.reshape(array, shape)
 
 
@@ -183,7 +185,7 @@ class CNNF(nn.Module):
         """
         net = read_matconvnet_cnnf(path)
         if len(net["convs"]) < len(_LAYER_NAMES):
-            raise ValueError(f"{path}: {len(net['convs'])} conv layers, CNN-F needs 7")
+            raise DataFileError(f"{path}: {len(net['convs'])} conv layers, CNN-F needs 7")
         for name, (_, filters, biases) in zip(_LAYER_NAMES, net["convs"], strict=False):
             layer = self._layer(name)
             if isinstance(layer, nn.Conv2d):
@@ -208,7 +210,7 @@ class CNNF(nn.Module):
         elif mean.ndim == 3 and mean.shape[2] == 3:
             mean = torch.from_numpy(np.ascontiguousarray(mean.transpose(2, 0, 1)))  # (3, H, W)
         else:
-            raise ValueError(f"{path}: averageImage has shape {mean.shape}, expected 3 or HxWx3")
+            raise DataFileError(f"{path}: averageImage has shape {mean.shape}, expected 3 or HxWx3")
         self.mean = mean.float()
 
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,8 @@ balance terms reach the pre-activations through the straight-through estimator.
 - ``quantization``: ``mean_b ||H - sign(H)||^2 / K``; zero for binary codes, so it is moot (and
   off by default) for the proposed layer.
 
+The balance and quantization terms are the shared ones of :mod:`hashrepro.models.common`.
+
 Each term has a weight; a weight of 0 leaves the term out of the total (it is still reported).
 """
 
@@ -22,12 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hashrepro.models.common import balance_loss, is_multilabel, quantization_loss
+
 TERMS = ("semantic", "decorrelation", "balance", "quantization")
-
-
-def is_multilabel(labels: torch.Tensor) -> bool:
-    """Whether (N, C) multi-hot labels are multi-label: not every row sums to exactly 1."""
-    return not bool(torch.all(labels.sum(dim=1) == 1))
 
 
 def decorrelation_loss(codes: torch.Tensor) -> torch.Tensor:
@@ -36,17 +35,6 @@ def decorrelation_loss(codes: torch.Tensor) -> torch.Tensor:
     gram = codes.T @ codes / b  # (K, K)
     eye = torch.eye(k, dtype=codes.dtype, device=codes.device)
     return (gram - eye).pow(2).sum() / k**2
-
-
-def balance_loss(codes: torch.Tensor) -> torch.Tensor:
-    """``||mean_b(H)||^2 / K`` for (B, K) codes: each bit's batch mean should be 0."""
-    return codes.mean(dim=0).pow(2).sum() / codes.shape[1]
-
-
-def quantization_loss(codes: torch.Tensor) -> torch.Tensor:
-    """``mean_b ||H - sign(H)||^2 / K`` for (B, K) relaxed codes (``sign`` has no gradient)."""
-    target = torch.where(codes >= 0, 1.0, -1.0).to(codes.dtype).detach()  # (B, K)
-    return (codes - target).pow(2).sum(dim=1).mean() / codes.shape[1]
 
 
 def semantic_loss(logits: torch.Tensor, labels: torch.Tensor, multilabel: bool) -> torch.Tensor:
@@ -67,9 +55,8 @@ class HashCNNLoss(nn.Module):
         balance_weight: weight of the bit-balance term.
         quantization_weight: weight of the quantization term (meant for the relaxed layer).
         multilabel: ``False`` for softmax cross-entropy, ``True`` for sigmoid BCE, ``None`` to
-            decide from the labels: softmax when every label row sums to 1. The LightningModule
-            resolves ``None`` once from the whole training set when it can; otherwise each
-            batch is checked.
+            decide from each batch's labels: softmax when every label row sums to 1. Through
+            the CLI it is the DataModule's label kind (a link).
 
     ``forward(codes, logits, labels)`` returns ``(total, terms)``: the scalar loss and a dict of
     every term's (unweighted) value.

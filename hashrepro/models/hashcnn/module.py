@@ -8,7 +8,7 @@ from torch import nn
 
 import hashrepro.models.backbones  # noqa: F401  (backbones by short class name in YAML)
 from hashrepro.models.base import HashingModule, default_optimizer
-from hashrepro.models.hashcnn.loss import HashCNNLoss, is_multilabel
+from hashrepro.models.hashcnn.loss import HashCNNLoss
 from hashrepro.models.hashcnn.network import Activation, HashCNNNet, HashLayerMode, Surrogate
 
 
@@ -43,15 +43,16 @@ class HashCNN(HashingModule):
         backbone: feature extractor with an ``out_features`` attribute (``SmallCNN``,
             ``TorchvisionBackbone``, ...), configured from YAML by ``class_path``.
         num_bits: code length K.
-        num_classes: number of label classes C.
+        num_classes: number of label classes C (the CLI links it from the DataModule).
         hash_layer: ``"proposed"`` (binary forward) or ``"relaxed"`` (the baseline).
         semantic_weight: weight of the classification term.
         decorrelation_weight: weight of the bit-independence term (0 turns it off).
         balance_weight: weight of the bit-balance term (0 turns it off).
         quantization_weight: weight of the quantization term (0 turns it off; moot for the
             proposed layer, whose codes are binary).
-        multilabel: ``False`` softmax cross-entropy, ``True`` sigmoid BCE, ``None`` decides from
-            the training labels (softmax when every row sums to 1).
+        multilabel: ``False`` softmax cross-entropy, ``True`` sigmoid BCE, ``None`` decides per
+            batch (softmax when every label row sums to 1). The CLI links it from the
+            DataModule's label kind.
         activation: the relaxed layer's activation, ``"tanh"`` or ``"sigmoid"``.
         surrogate: the proposed layer's backward surrogate, ``"tanh"`` or ``"hardtanh"``.
         variant: configuration tag (``proposed``, ``no-hash-layer``, ``no-loss-layer``,
@@ -83,17 +84,6 @@ class HashCNN(HashingModule):
         self.loss = HashCNNLoss(
             semantic_weight, decorrelation_weight, balance_weight, quantization_weight, multilabel
         )
-
-    def setup(self, stage: str) -> None:
-        """Resolve ``multilabel=None`` once from the training labels when a DataModule has them."""
-        if self.loss.multilabel is not None or self._trainer is None:
-            return
-        dm = getattr(self.trainer, "datamodule", None)
-        try:
-            labels = dm.data.labels[dm.split["train"]]  # (N_train, C)
-        except (AttributeError, KeyError, TypeError):
-            return  # no label matrix: decide per batch
-        self.loss.multilabel = is_multilabel(torch.as_tensor(labels))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(codes, pre-activations, logits)`` of (B, C, H, W) images; see HashCNNNet."""

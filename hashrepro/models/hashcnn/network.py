@@ -17,14 +17,11 @@ from typing import Literal
 import torch
 from torch import nn
 
+from hashrepro.models.common import sign
+
 HashLayerMode = Literal["proposed", "relaxed"]
 Activation = Literal["tanh", "sigmoid"]
 Surrogate = Literal["tanh", "hardtanh"]
-
-
-def binarize(x: torch.Tensor) -> torch.Tensor:
-    """``sign`` with ``sign(0) = +1``: exactly ±1 values, same dtype as ``x``."""
-    return torch.where(x >= 0, torch.ones_like(x), -torch.ones_like(x))
 
 
 class _SignSTE(torch.autograd.Function):
@@ -34,7 +31,7 @@ class _SignSTE(torch.autograd.Function):
     def forward(ctx, a: torch.Tensor, surrogate: str) -> torch.Tensor:  # noqa: D102
         ctx.save_for_backward(a)
         ctx.surrogate = surrogate
-        return binarize(a)
+        return sign(a)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: D102

@@ -4,11 +4,10 @@ Notation (DCMH, Jiang & Li, CVPR 2017): ``F`` image codes, ``G`` text codes, bot
 (N, K); ``S`` the inter-modal similarity, ``S_ij = 1`` when image i and text j share a label;
 ``B = sign(F + G)`` the shared binary codes.
 
-Normalisation (ours; DCMH sums every term): the likelihood is a mean over pairs, the
-quantization a mean over code elements, and the balance term is DCMH's ``||F^T 1||^2`` divided
-by ``N * B * K`` (all rows, live rows, bits) so that it gives each live code element a gradient
-of the same order as the quantization term does. The weights of the terms live in
-:class:`ReconstructHashingLoss`; a weight of 0 switches a term off (it is not even computed).
+The likelihood, quantization and balance terms are the shared ones of
+:mod:`hashrepro.models.common` (normalised there: means, not DCMH's sums). The weights of the
+terms live in :class:`ReconstructHashingLoss`; a weight of 0 switches a term off (it is not
+even computed).
 """
 
 from __future__ import annotations
@@ -19,105 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = [
-    "BalanceLoss",
-    "PairwiseLikelihoodLoss",
-    "QuantizationLoss",
-    "ReconstructHashingLoss",
-    "ReconstructionLoss",
-    "SideInputs",
-    "label_similarity",
-]
+from hashrepro.models.common import (
+    balance_loss,
+    label_similarity,
+    pairwise_likelihood,
+    quantization_loss,
+)
 
-
-def label_similarity(labels_a: torch.Tensor, labels_b: torch.Tensor) -> torch.Tensor:
-    """Pairwise similarity of multi-hot labels: 1 where two items share a label, else 0.
-
-    Args:
-        labels_a: (N, C) multi-hot labels.
-        labels_b: (M, C) multi-hot labels.
-
-    Returns:
-        (N, M) float tensor of 0/1.
-
-    """
-    return (labels_a.float() @ labels_b.float().T > 0).float()
-
-
-class PairwiseLikelihoodLoss(nn.Module):
-    """Negative log-likelihood of pairwise similarity (DCMH's inter-modal term).
-
-    ``Theta_ij = scale * a_i^T b_j`` (DCMH: ``scale = 1/2``) and ``p(S_ij = 1) = sigmoid(Theta)``,
-    so the loss is ``mean_ij [log(1 + exp(Theta_ij)) - S_ij * Theta_ij]``, computed stably as
-    ``softplus(Theta) - S * Theta``. It is small when similar pairs have aligned vectors and
-    dissimilar pairs opposite ones.
-
-    Args:
-        scale: the factor of the inner product (1/2 in DCMH).
-
-    """
-
-    def __init__(self, scale: float = 0.5) -> None:
-        super().__init__()
-        self.scale = scale
-
-    def forward(
-        self,
-        a: torch.Tensor,
-        b: torch.Tensor,
-        similarity: torch.Tensor,
-        mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Mean negative log-likelihood over the (masked) pairs.
-
-        Args:
-            a: (N, D) vectors of one modality (e.g. live image codes of a batch).
-            b: (M, D) vectors of the other modality (e.g. the text-code memory).
-            similarity: (N, M) 0/1 targets ``S``.
-            mask: optional (M,) or (N, M) bool, the pairs that count.
-
-        Returns:
-            Scalar loss.
-
-        """
-        if a.shape[1] != b.shape[1]:
-            raise ValueError(f"vectors differ in size: {a.shape[1]} vs {b.shape[1]}")
-        if similarity.shape != (a.shape[0], b.shape[0]):
-            raise ValueError(
-                f"similarity must be ({a.shape[0]}, {b.shape[0]}), got {tuple(similarity.shape)}"
-            )
-        theta = self.scale * a @ b.T  # (N, M)
-        nll = F.softplus(theta) - similarity * theta  # (N, M)
-        if mask is None:
-            return nll.mean()
-        mask = mask.expand_as(nll) if mask.dim() == 1 else mask
-        return nll[mask].mean()
-
-
-class QuantizationLoss(nn.Module):
-    """DCMH's quantization term ``||B - F||^2``, as a mean over code elements.
-
-    Zero when the codes are already the binary targets.
-    """
-
-    def forward(self, codes: torch.Tensor, binary: torch.Tensor) -> torch.Tensor:
-        """Mean squared gap between real codes (N, K) and binary targets (N, K) in {-1, +1}."""
-        return (binary - codes).pow(2).mean()
-
-
-class BalanceLoss(nn.Module):
-    """DCMH's bit-balance term ``||F^T 1||^2``: every bit should be +1 on half the items.
-
-    Computed on all rows (the memory of every item seen, with the live batch rows in it) and
-    divided by ``rows * num_live * K``; with ``num_live = rows`` (default) this is
-    ``mean_k (mean_i F_ik)^2``, zero for balanced codes.
-    """
-
-    def forward(self, codes: torch.Tensor, num_live: int | None = None) -> torch.Tensor:
-        """Balance loss of (N, K) codes of which ``num_live`` rows carry gradients."""
-        rows, bits = codes.shape
-        live = rows if num_live is None else max(int(num_live), 1)
-        return codes.sum(dim=0).pow(2).sum() / (rows * live * bits)
+__all__ = ["ReconstructHashingLoss", "ReconstructionLoss", "SideInputs"]
 
 
 class ReconstructionLoss(nn.Module):
@@ -219,10 +127,8 @@ class ReconstructHashingLoss(nn.Module):
             if w < 0:
                 raise ValueError(f"the weight of the {name} term must be >= 0, got {w}")
         self.weights = weights
-        self.feature_likelihood = PairwiseLikelihoodLoss(feature_scale)
-        self.code_likelihood = PairwiseLikelihoodLoss(code_scale)
-        self.quantization = QuantizationLoss()
-        self.balance = BalanceLoss()
+        self.feature_scale = feature_scale
+        self.code_scale = code_scale
         self.reconstruction = ReconstructionLoss(normalize_targets)
 
     def active(self, term: str) -> bool:
@@ -241,17 +147,19 @@ class ReconstructHashingLoss(nn.Module):
             if side.features is None or side.other_features is None:
                 raise ValueError("the feature-relation term needs features and other_features")
             sim = label_similarity(side.labels, side.labels)
-            terms["feature_relation"] = self.feature_likelihood(
-                side.features, side.other_features, sim
+            terms["feature_relation"] = pairwise_likelihood(
+                side.features, side.other_features, sim, self.feature_scale
             )
         if self.active("likelihood"):
             sim = label_similarity(side.labels, side.other_labels)
-            terms["likelihood"] = self.code_likelihood(side.codes, side.other_codes, sim)
+            terms["likelihood"] = pairwise_likelihood(
+                side.codes, side.other_codes, sim, self.code_scale
+            )
         if self.active("quantization"):
-            terms["quantization"] = self.quantization(side.codes, side.binary)
+            terms["quantization"] = quantization_loss(side.codes, side.binary)
         if self.active("balance"):
             rows = side.codes if side.memory_codes is None else side.memory_codes
-            terms["balance"] = self.balance(rows, num_live=side.codes.shape[0])
+            terms["balance"] = balance_loss(rows, num_live=side.codes.shape[0])
         if self.active("reconstruction"):
             if not side.reconstructions:
                 raise ValueError("the reconstruction term needs (prediction, target) pairs")

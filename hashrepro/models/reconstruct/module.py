@@ -9,13 +9,9 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from hashrepro.models.base import HashingModule, default_optimizer
+from hashrepro.models.common import MODALITIES, CodeMemory
 from hashrepro.models.reconstruct.loss import ReconstructHashingLoss, SideInputs
-from hashrepro.models.reconstruct.network import (
-    MODALITIES,
-    Activation,
-    CodeMemory,
-    TwoTowerHashNet,
-)
+from hashrepro.models.reconstruct.network import Activation, TwoTowerHashNet
 
 __all__ = ["ReconstructHashing"]
 
@@ -60,9 +56,10 @@ class ReconstructHashing(HashingModule):
     (both 0, ``hash_hidden: null``, codes straight from a linear layer as DCMH).
 
     Training (all variants, so the ablations differ only in weights): DCMH's memory of F, G and
-    B for every item, indexed by the dataset ``index`` (``num_items`` = dataset size, e.g.
-    2,000 for MultipleFeatures, 20,015 for MIRFlickr-25K), and DCMH's alternation with manual
-    optimization and two optimizers (the YAML ``optimizer`` applied to each side's parameters).
+    B for every item, indexed by the dataset ``index`` (``num_items`` = dataset size, linked
+    from the DataModule by the CLI; :class:`~hashrepro.models.common.CodeMemory`), and DCMH's
+    alternation with manual optimization and two optimizers (the YAML ``optimizer`` applied to
+    each side's parameters).
     Per batch: both towers run once; their detached codes are written to the memory; the image
     side steps on its loss with the text memory and text features fixed, then the text side
     with the image memory and image features fixed (the two losses share no parameters, so
@@ -75,7 +72,7 @@ class ReconstructHashing(HashingModule):
         text_net: text backbone with an int ``out_features``.
         num_bits: code length K.
         num_items: number of items of the whole dataset (largest ``index`` + 1): the size of
-            the memory.
+            the memory (the CLI links it from the DataModule).
         hash_hidden: hidden width of the hash nets; ``None`` for a single linear layer (DCMH).
         activation: ``"tanh"`` or ``"identity"`` on the codes.
         feature_dim: size d_f of the common feature space of the feature-relation term.
@@ -144,7 +141,7 @@ class ReconstructHashing(HashingModule):
             decoder_hidden=decoder_hidden,
             dropout=dropout,
         )
-        self.memory = CodeMemory(num_items, num_bits)
+        self.memory = CodeMemory(num_items, num_bits, MODALITIES)
 
     # ----------------------------------------------------------------- inference
     def encode(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -169,7 +166,7 @@ class ReconstructHashing(HashingModule):
         labels = batch["label"].float()
         out = self.net(batch["image"], batch["text"])
         mem = self.memory
-        mem.update(index, image=out["image"]["code"], text=out["text"]["code"], labels=labels)
+        mem.update(index, labels=labels, image=out["image"]["code"], text=out["text"]["code"])
         mem.init_binary(index)
         stored = mem.seen_index()  # (M,)
         others_in_memory = stored[~torch.isin(stored, index)]  # stored items not in the batch

@@ -2,8 +2,8 @@
 
 :class:`TwoTowerHashNet` holds one tower per modality (backbone -> hash net -> code, backbone ->
 projection for the feature-relation term, decoders from the code back to both modalities'
-features). :class:`CodeMemory` keeps DCMH's per-item buffers of image codes ``F``, text codes
-``G`` and binary codes ``B`` for every training item.
+features). DCMH's per-item memory of ``F``, ``G`` and ``B`` is the shared
+:class:`~hashrepro.models.common.CodeMemory`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-__all__ = ["CodeDecoder", "CodeMemory", "FeatureProjection", "HashHead", "TwoTowerHashNet"]
+from hashrepro.models.common import MODALITIES
 
-MODALITIES = ("image", "text")
+__all__ = ["CodeDecoder", "FeatureProjection", "HashHead", "TwoTowerHashNet"]
+
 Activation = Literal["tanh", "identity"]
 
 
@@ -204,97 +205,3 @@ class TwoTowerHashNet(nn.Module):
     def forward(self, image: torch.Tensor, text: torch.Tensor) -> dict[str, dict[str, Any]]:
         """:meth:`forward_side` of both towers: ``{"image": {...}, "text": {...}}``."""
         return {"image": self.forward_side("image", image), "text": self.forward_side("text", text)}
-
-
-class CodeMemory(nn.Module):
-    """DCMH's memory of the latest codes of every training item, indexed by dataset index.
-
-    Buffers (all saved in checkpoints): ``image`` (N, K) image codes F, ``text`` (N, K) text
-    codes G, ``binary`` (N, K) shared codes B = sign(F + G) (0 where not set yet), ``seen`` (N,)
-    bool, and ``labels`` (N, C), sized on the first update since C is not known before. N is
-    ``num_items``: the size of the whole dataset (largest item index + 1), not of the training
-    split, so any item index of the dataset can be stored.
-
-    Args:
-        num_items: number of items of the dataset (indices 0..num_items-1).
-        num_bits: code length K.
-
-    """
-
-    def __init__(self, num_items: int, num_bits: int) -> None:
-        super().__init__()
-        if num_items < 1:
-            raise ValueError(f"num_items must be >= 1, got {num_items}")
-        self.num_items = num_items
-        self.register_buffer("image", torch.zeros(num_items, num_bits))
-        self.register_buffer("text", torch.zeros(num_items, num_bits))
-        self.register_buffer("binary", torch.zeros(num_items, num_bits))
-        self.register_buffer("seen", torch.zeros(num_items, dtype=torch.bool))
-        self.register_buffer("labels", torch.zeros(num_items, 0))
-
-    def check_index(self, index: torch.Tensor) -> None:
-        """Raise a clear error for item indices the memory cannot hold."""
-        if index.numel() and (int(index.max()) >= self.num_items or int(index.min()) < 0):
-            raise IndexError(
-                f"item index {int(index.max())} does not fit a memory of num_items="
-                f"{self.num_items}; set model.init_args.num_items to the dataset size"
-            )
-
-    @torch.no_grad()
-    def update(
-        self,
-        index: torch.Tensor,
-        image: torch.Tensor | None = None,
-        text: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-    ) -> None:
-        """Store detached codes (and labels) of the items ``index`` and mark them seen."""
-        self.check_index(index)
-        if image is not None:
-            self.image[index] = image.detach().to(self.image.dtype)
-        if text is not None:
-            self.text[index] = text.detach().to(self.text.dtype)
-        if labels is not None:
-            if self.labels.shape[1] != labels.shape[1]:
-                if self.seen.any():
-                    raise ValueError(
-                        f"labels have {labels.shape[1]} classes, the memory {self.labels.shape[1]}"
-                    )
-                self.labels = labels.new_zeros(self.num_items, labels.shape[1], dtype=torch.float)
-            self.labels[index] = labels.detach().float()
-        self.seen[index] = True
-
-    @torch.no_grad()
-    def init_binary(self, index: torch.Tensor) -> None:
-        """Set B = sign(F + G) (0 -> +1) for the items of ``index`` whose B is not set yet."""
-        fresh = index[self.binary[index].abs().sum(dim=1) == 0]
-        if fresh.numel():
-            self.binary[fresh] = _sign(self.image[fresh] + self.text[fresh])
-
-    @torch.no_grad()
-    def refresh_binary(self) -> None:
-        """DCMH's B-step: B = sign(F + G) for every seen item."""
-        idx = self.seen.nonzero().squeeze(1)
-        self.binary[idx] = _sign(self.image[idx] + self.text[idx])
-
-    def seen_index(self) -> torch.Tensor:
-        """(M,) indices of the items stored so far."""
-        return self.seen.nonzero().squeeze(1)
-
-    def _load_from_state_dict(
-        self,
-        state_dict: dict[str, Any],
-        prefix: str,
-        *args: Any,
-        **kwargs: Any,
-    ) -> None:
-        # ``labels`` is sized on the first update: resize it to the checkpoint's shape first.
-        saved = state_dict.get(prefix + "labels")
-        if saved is not None and saved.shape != self.labels.shape:
-            self.labels = self.labels.new_zeros(saved.shape)
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
-
-
-def _sign(x: torch.Tensor) -> torch.Tensor:
-    """Sign with 0 -> +1 (the shared binarisation convention)."""
-    return torch.where(x >= 0, 1.0, -1.0).to(x.dtype)

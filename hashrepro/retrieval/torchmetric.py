@@ -10,9 +10,8 @@ from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
 from hashrepro.retrieval.codes import ArrayLike, as_tensor, binarize
-from hashrepro.retrieval.metrics import _check_depth, _check_ties, mean_average_precision
+from hashrepro.retrieval.metrics import ROLES, check_depth, check_ties, mean_average_precision
 
-ROLES = ("query", "database")
 _PARTS = ("codes", "labels", "index")
 
 
@@ -37,9 +36,9 @@ class RetrievalMAPMetric(Metric):
 
     def __init__(self, topk: int | None = None, ties: str = "index", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        _check_ties(ties)
+        check_ties(ties)
         if topk is not None:
-            _check_depth(topk, "topk", 1)
+            check_depth(topk, "topk", 1)
         self.topk, self.ties = topk, ties
         for role in ROLES:
             for part in _PARTS:
