@@ -1,4 +1,4 @@
-"""The retrieval evaluator: gathers codes during validation/test, logs mAP at epoch end."""
+"""The retrieval evaluator: gathers codes during validation/test, scores them at epoch end."""
 
 from __future__ import annotations
 
@@ -6,38 +6,110 @@ import logging
 from typing import Any, Literal
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_only
+from torch import Tensor
 
 from hashrepro.callbacks.guard import DivergenceError, learning_rates
-from hashrepro.retrieval import ROLES, RetrievalMAPMetric, binarize
+from hashrepro.retrieval import (
+    ROLES,
+    average_precisions,
+    hamming_distance,
+    pack_codes,
+    precision_at_k,
+    precision_recall_curve,
+)
+from hashrepro.retrieval.metrics import TIES, check_ties
+from hashrepro.retrieval.torchmetric import RetrievalCodes
 
 log = logging.getLogger(__name__)
+Direction = tuple[str, str, str]  # (name, query modality, database modality)
+
+
+def bit_statistics(codes: Tensor) -> tuple[float, float]:
+    """Imbalance (mean |E[b_k]|) and mean |correlation| of distinct bits of (N, K) ±1 codes."""
+    b = codes.double()  # (N, K)
+    mean = b.mean(0)  # (K,)
+    cov = b.T @ b / len(b) - torch.outer(mean, mean)  # (K, K)
+    std = cov.diagonal().clamp_min(1e-12).sqrt()
+    corr = cov / torch.outer(std, std)
+    k = len(mean)
+    off = (corr.abs().sum() - corr.diagonal().abs().sum()) / max(k * (k - 1), 1)
+    return float(mean.abs().mean()), float(off)
+
+
+def direction_report(
+    q_codes: Tensor,
+    db_codes: Tensor,
+    q_labels: Tensor,
+    db_labels: Tensor,
+    ks: list[int],
+    ties: str,
+    show: int = 0,
+    ap: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Every figure of one retrieval direction, for tables and plots.
+
+    Returns:
+        ``ap`` (per-query AP over the whole database, for paired tests), ``pr_radius``
+        (precision and recall of the Hamming ball of each radius 0..K), ``precision_at_k``
+        (``k`` clamped to the database size, precision), ``precision_at_radius2`` and, with
+        ``show``, ``top``: the database positions of the 10 nearest items of the first ``show``
+        queries (ties in database order). ``ap`` reuses per-query APs already computed.
+
+    """
+    args = (q_codes, db_codes, q_labels, db_labels)
+    ap = average_precisions(*args, ties=ties) if ap is None else ap
+    precision, recall = precision_recall_curve(*args)
+    ks = sorted({min(int(k), len(db_codes)) for k in ks})
+    p_at_k = np.atleast_1d(precision_at_k(*args, k=ks, ties=ties))
+    out: dict[str, Any] = {
+        "ap": [float(a) for a in ap],
+        "pr_radius": {"precision": precision.tolist(), "recall": recall.tolist()},
+        "precision_at_k": {"k": ks, "precision": [float(p) for p in p_at_k]},
+        "precision_at_radius2": float(precision[min(2, len(precision) - 1)]),
+    }
+    if show:
+        dist = hamming_distance(pack_codes(q_codes[:show]), pack_codes(db_codes))  # (S, N)
+        order = torch.argsort(dist.long(), dim=1, stable=True)[:, :10]
+        out["top"] = order.tolist()
+    return out
 
 
 class RetrievalEvaluator(Callback):
-    """Binarize codes and log retrieval mAP at the end of each validation and test epoch.
+    """Binarize codes and score retrieval at the end of each validation and test epoch.
 
     The model's validation/test step returns ``{"codes": {modality: (B, K)}, "label", "index"}``
     (see :class:`~hashrepro.models.HashingModule`); if it returns nothing, the evaluator calls
-    ``pl_module.encode(batch)`` itself. Loader 0 holds the queries, loader 1 the items they search.
-    For every direction the datamodule declares (``i2i``; ``i2t`` and ``t2i``) it logs
-    ``{stage}/mAP_{direction}``, their mean ``{stage}/mAP`` (what checkpoints monitor), and per
-    modality the bit statistics of the retrieval set: ``{stage}/bit_imbalance_{m}``, the mean
-    |E[b_k]| over bits (0 = balanced), and ``{stage}/bit_corr_{m}``, the mean |correlation| between
-    distinct bits (0 = independent).
+    ``pl_module.encode(batch)`` itself. Loader 0 holds the queries, loader 1 the items they
+    search. Codes are gathered across processes and deduplicated by item index
+    (:class:`~hashrepro.retrieval.torchmetric.RetrievalCodes`), so one process and several give
+    the same figures. For every direction the datamodule declares (``i2i``; ``i2t`` and
+    ``t2i``) it logs ``{stage}/mAP_{direction}`` with the ``ties`` mode, the same under both
+    tie modes as ``{stage}/mAP_{direction}_index`` and ``..._average``, their mean
+    ``{stage}/mAP`` (what checkpoints monitor), and per modality the bit statistics of the
+    retrieval set: ``{stage}/bit_imbalance_{m}``, the mean |E[b_k]| over bits (0 = balanced),
+    and ``{stage}/bit_corr_{m}``, the mean |correlation| between distinct bits (0 =
+    independent).
 
     Collapsed codes are flagged: ``{stage}/collapsed_{m}`` is 1 when the bit imbalance reaches
     ``collapse_threshold`` (every bit nearly constant, so all codes are nearly equal and mAP says
     little), else 0, and a one-line warning is printed. Non-finite codes stop the run with a
     :class:`~hashrepro.callbacks.guard.DivergenceError`.
 
+    After each epoch ``results[stage]`` holds the logged values (``metrics``) and, for the test
+    stage, a :func:`direction_report` per direction (``directions``): what Table 2 records.
+
     Args:
         topk: rank cut-off R of mAP@R; ``None`` ranks the whole retrieval set.
-        ties: ``index`` (stable, database order) or ``average`` (expected AP over tie orders).
+        ties: ``index`` (stable, database order) or ``average`` (expected AP over tie orders):
+            the headline ``mAP`` and what checkpoints select on.
         directions: restrict to these direction names; ``None`` takes the datamodule's.
         collapse_threshold: bit imbalance from which the codes count as collapsed.
+        ks: cut-offs of the test report's precision@K.
+        show: queries whose top-10 the test report keeps (for retrieval pictures).
 
     """
 
@@ -47,62 +119,70 @@ class RetrievalEvaluator(Callback):
         ties: Literal["index", "average"] = "index",
         directions: list[str] | None = None,
         collapse_threshold: float = 0.99,
+        ks: list[int] | None = None,
+        show: int = 8,
     ) -> None:
         super().__init__()
+        check_ties(ties)
         self.topk = topk
-        self.collapse_threshold = collapse_threshold
         self.ties = ties
         self.only = directions
-        self.directions: list[tuple[str, str, str]] = []
-        self.metrics: dict[str, RetrievalMAPMetric] = {}
-        self.moments: dict[str, list[torch.Tensor]] = {}
+        self.collapse_threshold = collapse_threshold
+        self.ks = list(ks) if ks is not None else [1, 10, 50, 100, 500, 1000]
+        self.show = show
+        self.directions: list[Direction] = []
+        self.codes: RetrievalCodes | None = None
+        self.results: dict[str, dict[str, Any]] = {}
 
     # ----------------------------------------------------------------- state
-    def reset(self, directions: list[tuple[str, str, str]], device: torch.device) -> None:
+    def reset(self, directions: list[Direction], device: torch.device) -> None:
         """Start a new epoch's collection for the given (name, query mod, database mod)."""
         if self.only is not None:
             directions = [d for d in directions if d[0] in self.only]
         self.directions = directions
-        self.metrics = {
-            name: RetrievalMAPMetric(topk=self.topk, ties=self.ties).to(device)
-            for name, _, _ in directions
-        }
-        self.moments = {}
+        modalities = tuple(dict.fromkeys(m for _, q, d in directions for m in (q, d)))
+        self.codes = RetrievalCodes(modalities).to(device)
 
-    def update(self, codes: dict[str, torch.Tensor], batch: dict[str, Any], role: str) -> None:
+    def update(self, codes: dict[str, Tensor], batch: dict[str, Any], role: str) -> None:
         """Add one batch of codes for ``role`` (``query`` or ``database``)."""
-        labels, index = batch["label"], torch.as_tensor(batch["index"])
-        for name, q_mod, d_mod in self.directions:
-            mod = q_mod if role == "query" else d_mod
-            self.metrics[name].update(codes[mod].detach(), labels, role=role, index=index)
-        if role == "database":
-            for mod in {d for _, _, d in self.directions}:
-                b = binarize(codes[mod].detach()).float()  # (B, K)
-                stats = [b.new_tensor(float(len(b))), b.sum(0), b.T @ b]
-                if mod in self.moments:
-                    stats = [a + s for a, s in zip(self.moments[mod], stats, strict=True)]
-                self.moments[mod] = stats
+        assert self.codes is not None, "call reset() first"
+        detached = {m: c.detach() for m, c in codes.items()}
+        self.codes.update(detached, batch["label"], torch.as_tensor(batch["index"]), role)
 
-    def compute(self, reduce: Any = None) -> dict[str, float]:
-        """MAP per direction, their mean and the bit statistics of this epoch."""
-        out: dict[str, float] = {}
-        for name, metric in self.metrics.items():
-            out[f"mAP_{name}"] = float(metric.compute())
-        if self.metrics:
-            out["mAP"] = sum(out[f"mAP_{n}"] for n in self.metrics) / len(self.metrics)
-        for mod, (n, s, ss) in self.moments.items():
-            if reduce is not None:
-                n, s, ss = reduce(n), reduce(s), reduce(ss)
-            mean = s / n  # (K,)
-            cov = ss / n - torch.outer(mean, mean)  # (K, K)
-            std = cov.diagonal().clamp_min(1e-12).sqrt()
-            corr = cov / torch.outer(std, std)
-            k = len(mean)
-            off = (corr.abs().sum() - corr.diagonal().abs().sum()) / max(k * (k - 1), 1)
-            out[f"bit_imbalance_{mod}"] = float(mean.abs().mean())
-            out[f"bit_corr_{mod}"] = float(off)
-            out[f"collapsed_{mod}"] = float(out[f"bit_imbalance_{mod}"] >= self.collapse_threshold)
-        return out
+    def compute(self, report: bool = False) -> dict[str, Any]:
+        """The epoch's figures: ``metrics`` (scalars) and, with ``report``, ``directions``."""
+        assert self.codes is not None, "call reset() first"
+        items = self.codes.compute()  # gathered across processes, deduplicated
+        metrics: dict[str, float] = {}
+        reports: dict[str, Any] = {}
+        for name, q_mod, d_mod in self.directions:
+            args = (
+                items[f"query/{q_mod}"],
+                items[f"database/{d_mod}"],
+                items["query/label"],
+                items["database/label"],
+            )
+            aps = {t: average_precisions(*args, topk=self.topk, ties=t) for t in TIES}
+            for ties, ap in aps.items():
+                metrics[f"mAP_{name}_{ties}"] = float(ap.mean())
+            metrics[f"mAP_{name}"] = metrics[f"mAP_{name}_{self.ties}"]
+            if report:
+                whole = aps[self.ties] if self.topk is None else None
+                reports[name] = direction_report(*args, self.ks, self.ties, self.show, whole)
+                reports[name]["query_index"] = items["query/index"].tolist()[: self.show]
+                reports[name]["database_index"] = [
+                    [int(items["database/index"][j]) for j in row]
+                    for row in reports[name].pop("top", [])
+                ]
+        if self.directions:
+            maps = [metrics[f"mAP_{n}"] for n, _, _ in self.directions]
+            metrics["mAP"] = sum(maps) / len(maps)
+        for mod in dict.fromkeys(d for _, _, d in self.directions):
+            imbalance, corr = bit_statistics(items[f"database/{mod}"])
+            metrics[f"bit_imbalance_{mod}"] = imbalance
+            metrics[f"bit_corr_{mod}"] = corr
+            metrics[f"collapsed_{mod}"] = float(imbalance >= self.collapse_threshold)
+        return {"metrics": metrics, "directions": reports}
 
     # ----------------------------------------------------------------- Lightning hooks
     def _start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -133,9 +213,11 @@ class RetrievalEvaluator(Callback):
         self.update(codes, batch, ROLES[min(dataloader_idx, 1)])
 
     def _end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if not self.metrics:
+        if self.codes is None:
             return
-        values = self.compute(reduce=lambda t: trainer.strategy.reduce(t, reduce_op="sum"))
+        result = self.compute(report=stage == "test")
+        self.results[stage] = result
+        values = result["metrics"]
         for key, value in values.items():
             if key.startswith("collapsed_") and value and not trainer.sanity_checking:
                 mod = key.removeprefix("collapsed_")
@@ -146,7 +228,7 @@ class RetrievalEvaluator(Callback):
                     "their mAP means little; check the learning rate"
                 )
             pl_module.log(f"{stage}/{key}", value, prog_bar=key == "mAP", sync_dist=False)
-        self.metrics, self.moments = {}, {}
+        self.codes = None
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Start collecting validation codes."""
@@ -185,5 +267,5 @@ class RetrievalEvaluator(Callback):
         self._batch(trainer, pl_module, outputs, batch, dataloader_idx)
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Log ``test/mAP_*`` and the bit statistics."""
+        """Log ``test/mAP_*``, the bit statistics, and keep the test report."""
         self._end(trainer, pl_module, "test")

@@ -1,4 +1,10 @@
-"""torchmetrics wrapper around :func:`~hashrepro.retrieval.metrics.mean_average_precision`."""
+"""torchmetrics wrappers: DDP-safe gathering of codes, deduplicated by item index.
+
+- :class:`RetrievalCodes` collects binarised codes per role and modality, labels and item
+  indices over batches (and ranks), and gives them back deduplicated and in index order; the
+  evaluator computes every figure from them.
+- :class:`RetrievalMAPMetric` is mAP@topk on top of the same gathering.
+"""
 
 from __future__ import annotations
 
@@ -109,3 +115,61 @@ def _first_by_index(index: Tensor) -> Tensor:
     first = torch.ones_like(sorted_index, dtype=torch.bool)
     first[1:] = sorted_index[1:] != sorted_index[:-1]
     return perm[first]
+
+
+class RetrievalCodes(Metric):
+    """Binarised codes per role and modality, labels and item indices of a retrieval set.
+
+    Every state is a list reduced with ``"cat"``, so under DDP :meth:`compute` sees the items of
+    every rank. Items are deduplicated by their dataset ``index`` (a DistributedSampler pads
+    the last batch with repeats) and put in index order, which defines the database order that
+    ``ties="index"`` relies on, the same with any number of processes.
+
+    Args:
+        modalities: the modalities whose codes are kept (``("image",)``, ``("image", "text")``).
+        **kwargs: forwarded to :class:`torchmetrics.Metric`.
+
+    ``compute()`` returns ``{"<role>/<modality>": (M, K) int8, "<role>/label": (M, C),
+    "<role>/index": (M,)}`` for the roles that received items.
+    """
+
+    is_differentiable = False
+    full_state_update = False
+
+    def __init__(self, modalities: tuple[str, ...] = ("image",), **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.modalities = tuple(modalities)
+        for role in ROLES:
+            for part in (*self.modalities, "label", "index"):
+                self.add_state(f"{role}_{part}", default=[], dist_reduce_fx="cat")
+
+    def update(
+        self, codes: dict[str, Tensor], labels: ArrayLike, index: ArrayLike, role: str
+    ) -> None:
+        """Add a batch: ``{modality: (B, K)}`` real codes, (B, C) labels, (B,) item indices."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        index_t = as_tensor(index).to(self.device).long().reshape(-1)
+        for m in self.modalities:
+            if m not in codes:
+                raise ValueError(f"the model gave no {m} codes (it gave {sorted(codes)})")
+            c = binarize(as_tensor(codes[m]).to(self.device))
+            if c.ndim != 2 or c.shape[0] != index_t.shape[0]:
+                raise ValueError(f"{m} codes must be ({index_t.shape[0]}, K), got {tuple(c.shape)}")
+            getattr(self, f"{role}_{m}").append(c)
+        getattr(self, f"{role}_label").append(as_tensor(labels).to(self.device))
+        getattr(self, f"{role}_index").append(index_t)
+
+    def compute(self) -> dict[str, Tensor]:
+        """The gathered items of each role, deduplicated by index and in index order."""
+        out: dict[str, Tensor] = {}
+        for role in ROLES:
+            index = getattr(self, f"{role}_index")
+            if _is_empty(index):
+                continue
+            index = dim_zero_cat(index)
+            keep = _first_by_index(index)
+            out[f"{role}/index"] = index[keep]
+            for part in (*self.modalities, "label"):
+                out[f"{role}/{part}"] = dim_zero_cat(getattr(self, f"{role}_{part}"))[keep]
+        return out

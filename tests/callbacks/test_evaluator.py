@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -26,7 +27,7 @@ def feed(ev: RetrievalEvaluator, q: dict, ql: torch.Tensor, d: dict, dl: torch.T
         ev.update(codes, batch, "query")
     for codes, batch in batches(d, dl, 11):
         ev.update(codes, batch, "database")
-    return ev.compute()
+    return ev.compute()["metrics"]
 
 
 def test_cross_modal_directions_match_the_metric() -> None:
@@ -73,3 +74,44 @@ def test_topk_and_direction_filter() -> None:
     assert "mAP_i2t" not in out
     want = mean_average_precision(codes["text"], codes["image"], labels, labels, topk=5)
     assert out["mAP_t2i"] == pytest.approx(want)
+
+
+def test_duplicates_and_order_do_not_change_the_figures() -> None:
+    """A DistributedSampler pads with repeats and shards out of order: the result is the same."""
+    g = torch.Generator().manual_seed(2)
+    labels = torch.nn.functional.one_hot(torch.randint(0, 3, (30,), generator=g), 3).float()
+    codes = torch.randn(30, 8, generator=g)
+    ev = RetrievalEvaluator(ties="index")
+    ev.reset([("i2i", "image", "image")], torch.device("cpu"))
+    plain = feed(ev, {"image": codes}, labels, {"image": codes}, labels)
+    perm = torch.cat([torch.randperm(30, generator=g), torch.arange(3)])  # shuffled + 3 repeats
+    ev.reset([("i2i", "image", "image")], torch.device("cpu"))
+    for role in ("query", "database"):
+        for part in perm.split(7):
+            ev.update({"image": codes[part]}, {"label": labels[part], "index": part}, role)
+    assert ev.compute()["metrics"] == plain
+    assert plain["mAP_i2i"] == plain["mAP_i2i_index"] != plain["mAP_i2i_average"]
+
+
+def test_test_report_holds_the_table_figures() -> None:
+    g = torch.Generator().manual_seed(3)
+    ql = torch.nn.functional.one_hot(torch.randint(0, 3, (12,), generator=g), 3).float()
+    dl = torch.nn.functional.one_hot(torch.randint(0, 3, (40,), generator=g), 3).float()
+    q, d = torch.randn(12, 6, generator=g), torch.randn(40, 6, generator=g)
+    ev = RetrievalEvaluator(ties="average", ks=[1, 5, 100], show=4)
+    ev.reset([("i2i", "image", "image")], torch.device("cpu"))
+    for codes, batch in batches({"image": q}, ql, 5):
+        batch["index"] = batch["index"] + 1000  # dataset indices, not positions
+        ev.update(codes, batch, "query")
+    for codes, batch in batches({"image": d}, dl, 9):
+        ev.update(codes, batch, "database")
+    result = ev.compute(report=True)
+    rep = result["directions"]["i2i"]
+    assert np.mean(rep["ap"]) == pytest.approx(result["metrics"]["mAP_i2i"])
+    assert result["metrics"]["mAP_i2i"] == result["metrics"]["mAP_i2i_average"]
+    assert len(rep["pr_radius"]["precision"]) == 7  # radius 0..K
+    assert rep["precision_at_k"]["k"] == [1, 5, 40]  # clamped to the database
+    assert rep["query_index"] == [1000, 1001, 1002, 1003]
+    dist = ((q[:4, None] >= 0) != (d[None] >= 0)).sum(-1)  # (4, 40) Hamming distances
+    for row, ids in zip(dist, rep["database_index"], strict=True):
+        assert ids == torch.argsort(row, stable=True)[:10].tolist()

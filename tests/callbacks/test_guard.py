@@ -55,4 +55,4 @@ def test_evaluator_flags_collapsed_codes() -> None:
         ev.reset([("i2i", "image", "image")], torch.device("cpu"))
         ev.update({"image": codes}, batch, "query")
         ev.update({"image": codes}, batch, "database")
-        assert ev.compute()["collapsed_image"] == flag
+        assert ev.compute()["metrics"]["collapsed_image"] == flag
