@@ -39,7 +39,7 @@ def test_console_script_exits_0_and_writes_only_under_results(repo: Path, tmp_pa
     assert "HashreproCLI object" not in output
     assert "Tip:" not in output and "anonymous setting" not in output and "LeafSpec" not in output
     # the test summary: one column, every metric once, names in full
-    assert done.stdout.count("test/mAP_i2i") == 1 and "DataLoader 1" not in output
+    assert done.stdout.count("test/mAP_i2i ") == 1 and "DataLoader 1" not in output
     assert "test/bit_imbalance_image " in done.stdout
     assert sorted(os.listdir(tmp_path)) == ["results"]
     (run,) = (tmp_path / "results/runs").glob("TinyHasher-proposed-Digits-16b-seed0/*-fit")

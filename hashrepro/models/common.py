@@ -20,12 +20,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 __all__ = [
     "MODALITIES",
     "CodeMemory",
+    "all_gather_rows",
     "balance_loss",
     "is_multilabel",
     "label_similarity",
@@ -143,6 +145,31 @@ def balance_loss(codes: torch.Tensor, num_live: int | None = None) -> torch.Tens
     return codes.sum(dim=0).pow(2).sum() / (rows * live * bits)
 
 
+def all_gather_rows(*tensors: torch.Tensor) -> list[torch.Tensor]:
+    """The rows of every process, concatenated in rank order (as given outside a distributed run).
+
+    The tensors of one call have the same number of rows on a process; the counts may differ
+    between processes (padded for the exchange, then trimmed). Every process must call it.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
+        return list(tensors)
+    world = dist.get_world_size()
+    count = torch.tensor([tensors[0].shape[0]], device=tensors[0].device)
+    counts = [torch.zeros_like(count) for _ in range(world)]
+    dist.all_gather(counts, count)
+    sizes = [int(c) for c in counts]
+    out = []
+    for t in tensors:
+        wire = t.to(torch.uint8) if t.dtype == torch.bool else t  # gloo has no bool
+        padded = wire.new_zeros((max(sizes), *wire.shape[1:]))
+        padded[: len(wire)] = wire
+        received = [torch.empty_like(padded) for _ in range(world)]
+        dist.all_gather(received, padded.contiguous())
+        rows = torch.cat([r[:n] for r, n in zip(received, sizes, strict=True)])
+        out.append(rows.to(t.dtype))
+    return out
+
+
 class CodeMemory(nn.Module):
     """The latest detached codes of every item of a dataset, per modality, by item index.
 
@@ -153,8 +180,10 @@ class CodeMemory(nn.Module):
     known before. N is ``num_items``, the size of the whole dataset (largest item index + 1),
     so any item of the dataset can be stored.
 
-    Every write goes through :meth:`update`, the one place a distributed run would gather the
-    other ranks' items (not implemented: single-process only).
+    Every write goes through :meth:`update`. In a distributed run (``torch.distributed``
+    initialised, several processes) it first gathers the rows of every process
+    (:func:`all_gather_rows`), so each process's memory holds the items updated by all of them
+    and the memories stay identical, as if one process had seen every batch.
 
     Args:
         num_items: number of items of the dataset (indices 0..num_items-1).
@@ -197,9 +226,21 @@ class CodeMemory(nn.Module):
     @torch.no_grad()
     def update(
         self, index: torch.Tensor, labels: torch.Tensor | None = None, **codes: torch.Tensor
-    ) -> None:
-        """Store detached (B, K) codes per modality (and (B, C) labels) of items ``index``."""
-        index = index.long()
+    ) -> torch.Tensor:
+        """Store detached (B, K) codes per modality (and (B, C) labels) of items ``index``.
+
+        Returns:
+            The item indices written: ``index``, or in a distributed run the indices of every
+            process's batch (in rank order).
+
+        """
+        names = sorted(codes)
+        parts = [index.long(), *(codes[m].detach() for m in names)]
+        if labels is not None:
+            parts.append(labels.detach())
+        parts = all_gather_rows(*parts)
+        index, codes = parts[0], dict(zip(names, parts[1 : 1 + len(names)], strict=True))
+        labels = parts[-1] if labels is not None else None
         self.check_index(index)
         for m, c in codes.items():
             if m not in self.modalities:
@@ -215,6 +256,7 @@ class CodeMemory(nn.Module):
                 self.labels = labels.new_zeros(self.num_items, labels.shape[1], dtype=torch.float)
             self.labels[index] = labels.detach().float()
         self.seen[index] = True
+        return index
 
     def seen_index(self) -> torch.Tensor:
         """(M,) indices of the items stored so far, ascending."""

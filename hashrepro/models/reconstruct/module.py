@@ -60,10 +60,11 @@ class ReconstructHashing(HashingModule):
     from the DataModule by the CLI; :class:`~hashrepro.models.common.CodeMemory`), and DCMH's
     alternation with manual optimization and two optimizers (the YAML ``optimizer`` applied to
     each side's parameters).
-    Per batch: both towers run once; their detached codes are written to the memory; the image
-    side steps on its loss with the text memory and text features fixed, then the text side
-    with the image memory and image features fixed (the two losses share no parameters, so
-    the order does not change the update). B of an item is set to ``sign(F + G)`` the first
+    Per batch: both towers run once; their detached codes are written to the memory (in a
+    distributed run, every process's batch: the memories stay identical); the image side's
+    loss holds the text memory and text features fixed, the text side's the image ones, and
+    since the two losses share no parameters one backward pass of their sum steps both sides
+    exactly as two alternating passes would. B of an item is set to ``sign(F + G)`` the first
     time the item is seen and refreshed for all items at the end of every training epoch
     (DCMH's B-step). Items not seen yet are left out of the likelihood and balance sums.
 
@@ -166,8 +167,10 @@ class ReconstructHashing(HashingModule):
         labels = batch["label"].float()
         out = self.net(batch["image"], batch["text"])
         mem = self.memory
-        mem.update(index, labels=labels, image=out["image"]["code"], text=out["text"]["code"])
-        mem.init_binary(index)
+        written = mem.update(
+            index, labels=labels, image=out["image"]["code"], text=out["text"]["code"]
+        )  # every process's batch in a distributed run
+        mem.init_binary(written)
         stored = mem.seen_index()  # (M,)
         others_in_memory = stored[~torch.isin(stored, index)]  # stored items not in the batch
         stored_labels = mem.labels[stored]  # (M, C)
@@ -201,15 +204,21 @@ class ReconstructHashing(HashingModule):
         return results
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """One alternation: step the image side, then the text side; log every term."""
-        opt_image, opt_text = self.optimizers()
+        """One alternation: step the image side and the text side; log every term.
+
+        The two sides' losses share no parameter (each holds the other side fixed), so one
+        backward pass of their sum gives each side exactly its own gradients: the same steps
+        as two separate passes, and under DDP every parameter takes part in the one reduction.
+        """
+        optimizers = self.optimizers()
         results = self.compute_losses(batch)
-        for side, opt in (("image", opt_image), ("text", opt_text)):
-            loss = results[side][0]
+        for opt in optimizers:
             opt.zero_grad()
-            self.manual_backward(loss)
+        total = results["image"][0] + results["text"][0]
+        self.manual_backward(total)
+        for opt in optimizers:
             opt.step()
-        total = results["image"][0].detach() + results["text"][0].detach()
+        total = total.detach()
         size = int(batch["index"].shape[0])
         log = {"train/loss": total}
         for side in MODALITIES:
