@@ -67,7 +67,8 @@ def to_numpy(x: Array) -> np.ndarray:
 def _check_code_values(t: Tensor) -> None:
     if t.dtype == torch.bool:
         raise ValueError("codes are boolean; convert {0,1} bits with 2 * b - 1 first")
-    if t.is_floating_point() and bool(torch.isnan(t).any()):
+    # a NaN makes the sum NaN: one cheap reduction, the exact check only when it is NaN
+    if t.is_floating_point() and bool(torch.isnan(t.sum())) and bool(torch.isnan(t).any()):
         raise ValueError("codes contain NaN values")
 
 
