@@ -4,6 +4,9 @@ YAML names models and data by short class names (``class_path: HashCNN``). Every
 retrieval evaluator (``evaluator:``), a checkpoint on validation mAP (``checkpoint:``) and, by
 default, an offline W&B logger grouped and tagged by dataset, model, variant and bits. After
 ``fit``, the best checkpoint is tested on the query set against the database (``--test_after_fit``).
+``predict`` writes the packed codes of ``data.predict_split`` (default ``database``) to
+``codes_writer.output`` (default ``codes.npz``). ``search`` is not a Trainer command: ``main``
+hands it to :mod:`hashrepro.search` (``hashrepro search --help``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 import hashrepro.data  # noqa: F401  (registers the DataModules for short class names)
 import hashrepro.models  # noqa: F401  (registers the models for short class names)
-from hashrepro.callbacks import RetrievalEvaluator
+from hashrepro.callbacks import CodesWriter, RetrievalEvaluator
 from hashrepro.data.base import RetrievalDataModule
 from hashrepro.models.base import HashingModule
 
@@ -31,6 +34,7 @@ class HashreproCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Add the always-on callbacks and the test-after-fit switch."""
         parser.add_lightning_class_args(RetrievalEvaluator, "evaluator")
+        parser.add_lightning_class_args(CodesWriter, "codes_writer")  # writes during predict
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
@@ -121,6 +125,10 @@ class HashreproCLI(LightningCLI):
         """Check the data files."""
         self._check_data()
 
+    def before_predict(self) -> None:
+        """Check the data files."""
+        self._check_data()
+
     def after_fit(self) -> None:
         """Test the checkpoint chosen on validation mAP (never on the test queries)."""
         if not self.config[self.subcommand].get("test_after_fit", True):
@@ -156,12 +164,24 @@ def run_info(cfg: Any) -> dict[str, Any]:
     }
 
 
-def main(args: list[str] | None = None) -> HashreproCLI:
-    """Run the command line; ``args=None`` reads ``sys.argv``."""
+def main(args: list[str] | None = None) -> Any:
+    """Run the command line; ``args=None`` reads ``sys.argv``.
+
+    ``search`` is not a Trainer subcommand: it is dispatched to :mod:`hashrepro.search` before
+    LightningCLI parses anything. Every other command is LightningCLI's (the CLI is returned).
+    """
     os.environ.setdefault("WANDB_MODE", "offline")
+    argv = sys.argv[1:] if args is None else list(args)
+    search = argv[:1] == ["search"]
     try:
+        if search:
+            from hashrepro.search import search_main
+
+            return search_main(argv[1:])
         return make_cli(args)
-    except (FileNotFoundError, ImportError) as err:
+    except (FileNotFoundError, ImportError, ValueError) as err:
+        if isinstance(err, ValueError) and not search:  # jsonargparse reports its own
+            raise
         if args is not None:  # called from Python: let the caller see the exception
             raise
         print(f"error: {err}", file=sys.stderr)  # from the shell: one line, no traceback

@@ -1,5 +1,6 @@
-"""Callbacks: the retrieval evaluator that binarizes codes and logs mAP at epoch end."""
+"""Callbacks: the retrieval evaluator (mAP at epoch end) and the codes writer of ``predict``."""
 
+from hashrepro.callbacks.codes_writer import CodesWriter
 from hashrepro.callbacks.evaluator import RetrievalEvaluator
 
-__all__ = ["RetrievalEvaluator"]
+__all__ = ["CodesWriter", "RetrievalEvaluator"]

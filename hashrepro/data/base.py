@@ -170,6 +170,7 @@ class RetrievalDataModule(pl.LightningDataModule):
         num_workers: DataLoader workers.
         split_dir: where split files live; ``None`` keeps splits in memory only.
         download: let datasets that can download themselves do so (needs internet).
+        predict_split: the split ``predict`` encodes (``hashrepro predict`` writes its codes).
 
     """
 
@@ -192,6 +193,9 @@ class RetrievalDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         split_dir: str | None = "splits",
         download: bool = False,
+        predict_split: Literal["query", "database", "train", "val_query", "val_database"] = (
+            "database"
+        ),
     ) -> None:
         super().__init__()
         if sampling not in ("per_class", "random"):
@@ -211,6 +215,9 @@ class RetrievalDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.split_dir = Path(split_dir) if split_dir is not None else None
         self.download = download
+        if predict_split not in SPLITS:
+            raise ValueError(f"predict_split must be one of {SPLITS}, got {predict_split!r}")
+        self.predict_split = predict_split
         self._data: RetrievalData | None = None
         self._split: dict[str, np.ndarray] | None = None
 
@@ -396,6 +403,10 @@ class RetrievalDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> list[DataLoader]:
         """Test queries (loader 0) and the database (loader 1)."""
         return [self._loader("query", False), self._loader("database", False)]
+
+    def predict_dataloader(self) -> DataLoader:
+        """The items of ``predict_split`` in split order (``hashrepro predict``)."""
+        return self._loader(self.predict_split, False)
 
     def describe(self) -> str:
         """One line with the split sizes, for logs."""
