@@ -197,21 +197,27 @@ INLINE double ap_one(const uint64_t *q, const uint64_t *db, int64_t n, const uin
         relevant += rc[d];
     }
     double sum0 = 0.0, sum1 = 0.0; /* two chains of additions */
-    int64_t hits = 0, i = 0;
+    int64_t hits = 0;
     if (depth >= n) { /* every relevant item counts */
+        int64_t i = 0;
         for (; i + 2 <= m; i += 2) {
             const uint32_t d0 = rec.d[i], d1 = rec.d[i + 1];
             sum0 += (double)(rel_before[d0] + rec.j[i]) * inv[before[d0] + rec.p[i]];
             sum1 += (double)(rel_before[d1] + rec.j[i + 1]) * inv[before[d1] + rec.p[i + 1]];
         }
+        if (i < m) {
+            const uint32_t d = rec.d[i];
+            sum0 += (double)(rel_before[d] + rec.j[i]) * inv[before[d] + rec.p[i]];
+        }
         hits = m;
-    }
-    for (; i < m; i++) {
-        const uint32_t d = rec.d[i];
-        const int64_t rank = before[d] + rec.p[i];
-        if (rank <= depth) {
-            sum0 += (double)(rel_before[d] + rec.j[i]) * inv[rank];
-            hits += depth < n;
+    } else { /* only the relevant items ranked within depth */
+        for (int64_t i = 0; i < m; i++) {
+            const uint32_t d = rec.d[i];
+            const int64_t rank = before[d] + rec.p[i];
+            if (rank <= depth) {
+                sum0 += (double)(rel_before[d] + rec.j[i]) * inv[rank];
+                hits++;
+            }
         }
     }
     return hits ? (sum0 + sum1) / (double)hits : 0.0;
