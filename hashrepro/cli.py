@@ -26,6 +26,10 @@ from hashrepro.data.base import RetrievalDataModule
 from hashrepro.models.base import HashingModule
 
 WANDB_LOGGER = "lightning.pytorch.loggers.WandbLogger"
+SEARCH_EPILOG = (
+    "Also: `hashrepro search --help` ranks the codes file of `predict` around a query "
+    "(not a Trainer subcommand)."
+)
 
 
 class HashreproCLI(LightningCLI):
@@ -203,6 +207,7 @@ def make_cli(args: list[str] | None, run: bool = True) -> HashreproCLI:
             },
         },
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"epilog": SEARCH_EPILOG},  # the main parser's help
         auto_configure_optimizers=False,
         args=args,
         run=run,

@@ -30,6 +30,9 @@
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 #define INLINE static inline __attribute__((always_inline))
 #define BLOCK 64
@@ -131,6 +134,46 @@ INLINE uint32_t same_from_wide(const uint32_t *blk, int u, uint32_t d) {
     return c;
 }
 
+#if defined(__AVX2__)
+/* One-word codes with AVX2: the 64 distances of a block by nibble lookups, stored lane-major
+ * (item u = 32h + 4k + L at byte 32h + 8L + k); AFTER[u] marks the bytes of items v >= u. */
+#define POS(u) (((u) & 32) + 8 * ((u) & 3) + (((u) & 31) >> 2))
+static uint64_t AFTER[BLOCK];
+
+__attribute__((constructor)) static void init_after(void) {
+    for (int u = 0; u < BLOCK; u++)
+        for (int v = u; v < BLOCK; v++) AFTER[u] |= UINT64_C(1) << POS(v);
+}
+
+static inline void block_distances(uint64_t q, const uint64_t *row, uint8_t *out) {
+    const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1,
+                                         2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i low = _mm256_set1_epi8(0x0F), qv = _mm256_set1_epi64x((long long)q);
+    const __m256i zero = _mm256_setzero_si256();
+    for (int half = 0; half < 2; half++) {
+        __m256i acc = zero;
+        for (int k = 0; k < 8; k++) { /* items 32 half + 4k + (0..3) */
+            const __m256i x = _mm256_xor_si256(
+                _mm256_loadu_si256((const __m256i *)(row + 32 * half + 4 * k)), qv);
+            const __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(x, low));
+            const __m256i x_hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), low);
+            const __m256i hi = _mm256_shuffle_epi8(lut, x_hi);
+            const __m256i count = _mm256_sad_epu8(_mm256_add_epi8(lo, hi), zero); /* per word */
+            acc = _mm256_or_si256(acc, _mm256_slli_epi64(count, 8 * k));
+        }
+        _mm256_store_si256((__m256i *)(out + 32 * half), acc);
+    }
+}
+
+static inline uint64_t equal_bytes(const uint8_t *blk, uint8_t d) {
+    const __m256i s = _mm256_set1_epi8((char)d);
+    const __m256i a = _mm256_load_si256((const __m256i *)blk);
+    const __m256i b = _mm256_load_si256((const __m256i *)(blk + 32));
+    return (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(a, s)) |
+           (uint64_t)(uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, s)) << 32;
+}
+#endif
+
 typedef struct { /* per relevant item: distance, position at d, relevant items before it at d */
     uint32_t *restrict d, *restrict p, *restrict j;
 } Records;
@@ -143,12 +186,30 @@ INLINE double ap_one(const uint64_t *q, const uint64_t *db, int64_t n, const uin
     uint32_t *restrict h0 = h, *restrict h1 = h + bins, *restrict h2 = h + 2 * bins;
     uint32_t *restrict h3 = h + 3 * bins, *restrict rc = h + 4 * bins;
     const int narrow = bins <= 255; /* distances fit a byte (255 pads partial blocks) */
-    uint64_t blk8[BLOCK / 8] __attribute__((aligned(16))); /* byte u of the block: item u's d */
+    uint64_t blk8[BLOCK / 8] __attribute__((aligned(32))); /* byte u of the block: item u's d */
     uint32_t blk32[BLOCK];
     int64_t m = 0;
     for (int64_t x0 = 0; x0 < n; x0 += BLOCK) {
         const int len = n - x0 < BLOCK ? (int)(n - x0) : BLOCK;
         const uint64_t *row = db + x0 * nw;
+#if defined(__AVX2__)
+        if (nw == 1 && len == BLOCK) {
+            const uint8_t *bytes = (const uint8_t *)blk8;
+            block_distances(q[0], row, (uint8_t *)blk8);
+            for (int u = 0; u < BLOCK; u += 4)
+                h0[bytes[u]]++, h1[bytes[u + 1]]++, h2[bytes[u + 2]]++, h3[bytes[u + 3]]++;
+            for (uint64_t w = rel[x0 / BLOCK]; w; w &= w - 1) {
+                const int u = __builtin_ctzll(w);
+                const uint8_t d = bytes[POS(u)];
+                const uint64_t same = equal_bytes(bytes, d) & AFTER[u]; /* items v >= u at d */
+                const uint32_t later = (uint32_t)__builtin_popcountll(same);
+                rec.d[m] = d;
+                rec.p[m] = h0[d] + h1[d] + h2[d] + h3[d] - later;
+                rec.j[m++] = rc[d]++;
+            }
+            continue;
+        }
+#endif
         if (narrow && len == BLOCK) {
             for (int u = 0; u < BLOCK; u += 8) { /* eight distances per word: one store */
                 uint64_t packed = 0;

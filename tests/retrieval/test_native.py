@@ -10,7 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from hashrepro.retrieval import mean_average_precision, native
+from hashrepro.retrieval import HammingIndex, mean_average_precision, native
+
+TIES, DEPTHS = ("index", "average"), (None, 100)
 
 
 def test_kernels_build_where_a_compiler_exists() -> None:
@@ -62,3 +64,34 @@ def test_kernels_agree_with_numpy_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(native, "_ENABLED", False)
     numpy_only = [mean_average_precision(qc, dc, ql, dl, ties=t) for t in ("index", "average")]
     np.testing.assert_allclose(ours, numpy_only, rtol=0, atol=1e-12)
+
+
+@pytest.fixture
+def portable_build(monkeypatch: pytest.MonkeyPatch):
+    """The kernels built without AVX2 (the SSE2 / scalar paths), restored afterwards."""
+    if native.kernels() is None:
+        pytest.skip("no compiled kernels here")
+    monkeypatch.setattr(native, "_X86", ("popcnt",))
+    native._load.cache_clear()
+    yield native.kernels()
+    monkeypatch.undo()
+    native._load.cache_clear()
+
+
+def test_kernels_without_avx2_agree(portable_build, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert portable_build is not None
+    rng = np.random.default_rng(2)
+    proto = rng.choice([-1.0, 1.0], size=(4, 48))
+    pick = rng.integers(0, 4, 2000)
+    dc = proto[pick] * np.where(rng.random((2000, 48)) < 0.1, -1, 1)
+    qc, ql, dl = dc[:9] * -1, rng.integers(0, 4, 9), pick
+    ours = [mean_average_precision(qc, dc, ql, dl, ties=t, topk=k) for t in TIES for k in DEPTHS]
+    top = HammingIndex.from_codes(dc).search(qc, 50)
+    monkeypatch.setattr(native, "_ENABLED", False)
+    numpy_only = [
+        mean_average_precision(qc, dc, ql, dl, ties=t, topk=k) for t in TIES for k in DEPTHS
+    ]
+    np.testing.assert_allclose(ours, numpy_only, rtol=0, atol=1e-12)
+    want = HammingIndex.from_codes(dc).search(qc, 50)
+    for a, b in zip(top, want, strict=True):
+        np.testing.assert_array_equal(a, b)
