@@ -48,7 +48,7 @@ BACKENDS = ("exact", "faiss", "mih")
 FORMAT = "hashrepro-index-v1"
 _SCAN_BLOCK_BYTES = 256 * 2**10  # database bytes per block of the compiled top-k scan
 _QUERY_CHUNK = 64  # queries per call of the compiled kernel (per thread)
-_CHUNK_PAIRS = 2**22  # (query, item) pairs per chunk on the NumPy / torch paths
+_CHUNK_PAIRS = {"cpu": 2**22, "cuda": 2**25}  # (query, item) pairs per chunk, NumPy / torch
 
 
 class HammingIndex:
@@ -117,7 +117,7 @@ class HammingIndex:
         packed = self._pack(codes).to(self.device)
         self._packed = torch.cat([self._packed, packed])
         if self._faiss is not None:
-            self._faiss.add(np.ascontiguousarray(packed.numpy()))
+            self._faiss.add(np.ascontiguousarray(_np(packed)))
 
     def __len__(self) -> int:
         return self._packed.shape[0]
@@ -209,7 +209,7 @@ class HammingIndex:
             return self._native_search(lib, q, k)
         qw, dw = bytes_to_words(_backend(q, self._packed)), bytes_to_words(_backend(self._packed))
         kk = min(k, len(self))
-        rows = max(1, _CHUNK_PAIRS // len(self))
+        rows = max(1, _CHUNK_PAIRS.get(self.device.type, 2**22) // len(self))
         dist_parts, id_parts = [], []
         for s in range(0, len(q), rows):
             dist = hamming_words(qw[s : s + rows], dw, self.n_bits)  # (C, N)
@@ -256,7 +256,7 @@ class HammingIndex:
 
     def _exact_range(self, q: Tensor, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         qw, dw = bytes_to_words(_backend(q, self._packed)), bytes_to_words(_backend(self._packed))
-        rows = max(1, _CHUNK_PAIRS // len(self))
+        rows = max(1, _CHUNK_PAIRS.get(self.device.type, 2**22) // len(self))
         counts, dist_parts, id_parts = [], [], []
         for s in range(0, len(q), rows):
             dist = hamming_words(qw[s : s + rows], dw, self.n_bits)  # (C, N)

@@ -66,6 +66,11 @@ def search_main(argv: list[str]) -> SearchResult:
     modality = args.modality or (q_mod if q_mod in codes.codes else codes.modalities[0])
     index = HammingIndex.from_codes(codes.packed(modality), codes.n_bits, backend=args.backend)
     model, dm = load_trained(args.config, args.ckpt_path, overrides)
+    written_for = codes.meta.get("dataset")
+    if written_for and written_for != type(dm).__name__:
+        raise ValueError(
+            f"{args.index} holds codes of {written_for} but the config gives {type(dm).__name__}"
+        )
     if model.num_bits != codes.n_bits:
         raise ValueError(
             f"the model has {model.num_bits} bits but {args.index} holds {codes.n_bits}-bit codes"
