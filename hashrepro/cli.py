@@ -172,7 +172,9 @@ def main(args: list[str] | None = None) -> Any:
     """Run the command line; ``args=None`` reads ``sys.argv``.
 
     ``search`` is not a Trainer subcommand: it is dispatched to :mod:`hashrepro.search` before
-    LightningCLI parses anything. Every other command is LightningCLI's (the CLI is returned).
+    LightningCLI parses anything. Every other command is LightningCLI's. Called from Python
+    (``args`` given) it returns the CLI or the search result; from the shell it returns None,
+    so the console scripts' ``sys.exit(main())`` exits with status 0.
     """
     os.environ.setdefault("WANDB_MODE", "offline")
     argv = sys.argv[1:] if args is None else list(args)
@@ -181,8 +183,10 @@ def main(args: list[str] | None = None) -> Any:
         if search:
             from hashrepro.search import search_main
 
-            return search_main(argv[1:])
-        return make_cli(args)
+            result = search_main(argv[1:])
+        else:
+            result = make_cli(args)
+        return result if args is not None else None
     except (FileNotFoundError, ImportError, ValueError) as err:
         if isinstance(err, ValueError) and not search:  # jsonargparse reports its own
             raise
