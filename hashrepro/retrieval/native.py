@@ -3,9 +3,11 @@
 The C source ships with the package. The first call compiles it with the system C compiler
 (``$CC`` or ``cc``, about a second) into a per-user cache, ``$HASHREPRO_CACHE`` or
 ``~/.cache/hashrepro``, keyed by the source, the flags and the machine; later processes load
-the cached library. ctypes releases the GIL during each call, so query chunks run in parallel
-on Python threads. Without a compiler, or with ``HASHREPRO_NATIVE=0``, :func:`kernels` returns
-None and the callers use their NumPy / torch paths, which give identical results (slower).
+the cached library. On x86-64 the flags follow the CPU that builds (``-mpopcnt``, ``-mavx2``
+where ``/proc/cpuinfo`` lists them), so machines sharing a cache each get a build they can run.
+ctypes releases the GIL during each call, so query chunks run in parallel on Python threads.
+Without a compiler, or with ``HASHREPRO_NATIVE=0``, :func:`kernels` returns None and the
+callers use their NumPy / torch paths, which give identical results (slower).
 """
 
 from __future__ import annotations
@@ -56,7 +58,12 @@ def _cpu_has(flag: str) -> bool:
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get("HASHREPRO_CACHE") or Path.home() / ".cache" / "hashrepro"
+    root = os.environ.get("HASHREPRO_CACHE")
+    if not root:
+        try:
+            root = Path.home() / ".cache" / "hashrepro"
+        except RuntimeError:  # no home directory: a per-user folder in the temp directory
+            root = Path(tempfile.gettempdir()) / f"hashrepro-{os.getuid()}"
     return Path(root) / "kernels"
 
 

@@ -87,7 +87,10 @@ def search_main(argv: list[str]) -> SearchResult:
         items=codes.index[rows[found]],
         labels=codes.labels[rows[found]],
     )
-    described = args.query if args.item is None else f"item {args.item}"
+    if args.item is None:
+        described = args.query
+    else:
+        described = f"item {args.item} y={_label_text(dm.data.labels[args.item])}"
     print(f"query: {described} ({q_mod}) -> {modality} codes of {args.index}")
     print(f"{'rank':>4}  {'distance':>8}  {'item':>8}  label")
     for rank, (d, item, label) in enumerate(

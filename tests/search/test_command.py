@@ -52,7 +52,7 @@ def test_predict_writes_the_codes_of_a_split(trained, in_tmp: Path) -> None:
     np.testing.assert_array_equal(queries.index, dm.split["query"])
 
 
-def test_search_prints_top_k_and_draws_a_grid(trained, in_tmp: Path, capsys) -> None:
+def test_search_prints_top_k_and_draws_a_grid(trained, in_tmp: Path, capsys, monkeypatch) -> None:
     config, ckpt = trained
     main(["predict", "--config", config, *FAST, "--ckpt_path", ckpt])
     codes = read_codes(in_tmp / "codes.npz")
@@ -76,6 +76,9 @@ def test_search_prints_top_k_and_draws_a_grid(trained, in_tmp: Path, capsys) -> 
     from_file = main([*base, "--query", "digit.png", "--k", "3"])
     assert from_file.query_modality == "image" and len(from_file.rows) == 3
     assert np.all(np.diff(from_file.distances) >= 0)
+    # from the shell (no args) main returns None: the console script's sys.exit(main()) is 0
+    monkeypatch.setattr(sys, "argv", ["hashrepro", *base, "--item", str(item)])
+    assert main() is None
 
 
 def test_search_errors_are_one_line(trained, in_tmp: Path, monkeypatch, capsys) -> None:
