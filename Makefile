@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CONFIG ?= experiments/hashcnn_mnist5k.yaml
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: install test test-slow lint format bench fit reproduce-table2 clean
 
@@ -33,8 +34,9 @@ format: $(STAMP)
 	$(BIN)/ruff format hashrepro tests benchmarks
 	$(BIN)/ruff check --fix hashrepro tests benchmarks
 
+# BENCH_ARGS="--device cuda" adds the torch path on a GPU; "--quick" a small sanity run
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_retrieval.py
+	$(BIN)/python benchmarks/bench_retrieval.py $(BENCH_ARGS)
 
 # The papers' Table 2: embedded data by default; QUICK=1 for a short check; FULL=1 for the
 # configs' own epochs (several times longer); DATA=paper for the paper datasets (files under

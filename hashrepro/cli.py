@@ -12,6 +12,9 @@ Every run writes into its own directory, ``results/runs/<run name>/<time>-<subco
 
 Exit status from the shell: 0 on success, 2 on a usage, configuration or data error (one line
 on stderr), 1 on a failed run (a diverged run: one line), 130 when interrupted (Ctrl-C).
+``predict`` writes the packed codes of ``data.predict_split`` (default ``database``) to
+``codes_writer.output`` (default ``codes.npz``). ``search`` is not a Trainer command: ``main``
+hands it to :mod:`hashrepro.search` (``hashrepro search --help``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
 import hashrepro.data  # noqa: F401  (registers the DataModules for short class names)
-from hashrepro.callbacks import RetrievalEvaluator, RunGuard
+from hashrepro.callbacks import CodesWriter, RetrievalEvaluator, RunGuard
 from hashrepro.callbacks.guard import DivergenceError
 from hashrepro.data.base import RetrievalDataModule
 from hashrepro.data.formats import DataFileError
@@ -46,6 +49,10 @@ RUNS_ROOT = Path("results/runs")
 #: A model without the argument is left alone (jsonargparse skips a link whose target its class
 #: lacks), so each model declares only what it needs.
 DATA_LINKS = ("num_classes", "num_items", "multilabel")
+SEARCH_EPILOG = (
+    "Also: `hashrepro search --help` ranks the codes file of `predict` around a query "
+    "(not a Trainer subcommand)."
+)
 
 
 class ConfigError(ValueError):
@@ -167,6 +174,7 @@ class HashreproCLI(LightningCLI):
             apply_on="parse",
         )
         parser.add_lightning_class_args(RetrievalEvaluator, "evaluator")
+        parser.add_lightning_class_args(CodesWriter, "codes_writer")  # writes during predict
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(RunGuard, "guard")
         parser.set_defaults(
@@ -400,25 +408,40 @@ def quiet_third_party() -> None:
     warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended.*")
 
 
-def main(args: list[str] | None = None) -> HashreproCLI | None:
+def main(args: list[str] | None = None) -> Any:
     """Run the command line.
+
+    ``search`` is not a Trainer subcommand: it is dispatched to :mod:`hashrepro.search` before
+    LightningCLI parses anything. Every other command is LightningCLI's.
 
     Args:
         args: the arguments; ``None`` reads ``sys.argv`` (the shell).
 
     Returns:
-        The CLI object when called from Python with ``args``; ``None`` from the shell, so
-        that ``sys.exit(main())`` exits 0 after a successful run.
+        Called from Python with ``args``: the CLI object (or the search result). From the shell:
+        None, so that ``sys.exit(main())`` exits 0 after a successful run.
 
     From the shell, errors are one line on stderr: exit 2 for usage, configuration and data
     errors, 1 for a diverged run, 130 for Ctrl-C. From Python they are raised.
     """
     os.environ.setdefault("WANDB_MODE", "offline")
     from_shell = args is None
+    argv = sys.argv[1:] if from_shell else list(args)
+    search = argv[:1] == ["search"]
     try:
-        cli = make_cli(args)
+        if search:
+            from hashrepro.search import search_main
+
+            result = search_main(argv[1:])
+        else:
+            result = make_cli(args)
     except (FileNotFoundError, ImportError, ConfigError, DataFileError) as err:
         if not from_shell:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ValueError as err:
+        if not (from_shell and search):  # the search command's bad input: one line
             raise
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -432,7 +455,7 @@ def main(args: list[str] | None = None) -> HashreproCLI | None:
             raise
         print("interrupted: finished checkpoints are kept in the run directory", file=sys.stderr)
         raise SystemExit(130) from None
-    return None if from_shell else cli
+    return None if from_shell else result
 
 
 def make_cli(args: list[str] | None, run: bool = True) -> HashreproCLI:
@@ -449,6 +472,7 @@ def make_cli(args: list[str] | None, run: bool = True) -> HashreproCLI:
             "logger": {"class_path": WANDB_LOGGER, "init_args": {"project": "hashrepro"}},
         },
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"epilog": SEARCH_EPILOG},  # the main parser's help
         auto_configure_optimizers=False,
         args=args,
         run=run,

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from hashrepro.data.splits import make_split, read_split, split_path, write_split
+from hashrepro.data.splits import SPLITS, make_split, read_split, split_path, write_split
 from hashrepro.models.common import is_multilabel
 
 MODALITY_ABBREV = {"image": "i", "text": "t"}
@@ -123,6 +123,7 @@ class RetrievalDataModule(pl.LightningDataModule):
         num_workers: DataLoader workers.
         split_dir: where split files live; ``None`` keeps splits in memory only.
         download: let datasets that can download themselves do so (needs internet).
+        predict_split: the split ``predict`` encodes (``hashrepro predict`` writes its codes).
 
     """
 
@@ -146,6 +147,9 @@ class RetrievalDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         split_dir: str | None = "results/splits",
         download: bool = False,
+        predict_split: Literal["query", "database", "train", "val_query", "val_database"] = (
+            "database"
+        ),
     ) -> None:
         super().__init__()
         if sampling not in ("per_class", "random"):
@@ -165,6 +169,9 @@ class RetrievalDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.split_dir = Path(split_dir) if split_dir is not None else None
         self.download = download
+        if predict_split not in SPLITS:
+            raise ValueError(f"predict_split must be one of {SPLITS}, got {predict_split!r}")
+        self.predict_split = predict_split
         self._data: RetrievalData | None = None
         self._split: dict[str, np.ndarray] | None = None
 
@@ -299,6 +306,10 @@ class RetrievalDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> list[DataLoader]:
         """Test queries (loader 0) and the database (loader 1)."""
         return [self._loader("query", False), self._loader("database", False)]
+
+    def predict_dataloader(self) -> DataLoader:
+        """The items of ``predict_split`` in split order (``hashrepro predict``)."""
+        return self._loader(self.predict_split, False)
 
     def describe(self) -> str:
         """One line with the split sizes, for logs."""

@@ -1,4 +1,4 @@
-"""Retrieval metrics for binary hash codes (Hamming ranking).
+"""Retrieval for binary hash codes: Hamming ranking metrics and the ``HammingIndex``.
 
 ``RetrievalMAPMetric`` is imported lazily so that the functional metrics do not pull in
 torchmetrics.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from hashrepro.retrieval.codes import binarize, hamming_distance, pack_codes
+from hashrepro.retrieval.index import HammingIndex
 from hashrepro.retrieval.metrics import (
     ROLES,
     average_precisions,
@@ -19,6 +20,7 @@ from hashrepro.retrieval.metrics import (
 )
 
 __all__ = [
+    "HammingIndex",
     "ROLES",
     "RetrievalMAPMetric",
     "average_precisions",

@@ -13,24 +13,32 @@ Ties (equal distances) are resolved in one of two ways:
 
 Queries are processed in chunks whose scratch memory is bounded (``_BLOCK_BYTES`` per worker
 thread on CPU, ``_CHUNK_BYTES`` otherwise); no Q x N matrix is ever built. CPU chunks run on
-``torch.get_num_threads()`` threads through GIL-free NumPy kernels; other devices use torch.
-With only K + 1 distinct distances, ``ties="index"`` ranks with NumPy's O(N) radix argsort of
-uint8 distances or, for short cut-offs, selects the top items by unique ``distance | index``
-keys; ``ties="average"`` needs no ranking at all, only per-distance counts.
+``torch.get_num_threads()`` threads; other devices (CUDA) use torch. With only K + 1 distinct
+distances nothing needs a comparison sort. On the CPU the compiled kernels of
+:mod:`~hashrepro.retrieval.native` fuse distances, relevance (database label bitsets) and
+counting in one pass per query: ``ties="average"``, the precision-recall curve and P@K with
+averaged ties need per-distance counts of items and relevant items only; ``ties="index"`` also
+records, for each relevant item, its position among the earlier items at its distance (a
+counting sort restricted to the relevant items). Without a C compiler the NumPy kernels do the
+same work: ``ties="index"`` ranks with NumPy's O(N) radix argsort of uint8 distances or, for
+short cut-offs, selects the top items by unique ``distance | index`` keys.
 """
 
 from __future__ import annotations
 
+import ctypes
 import numbers
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TypeVar
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from hashrepro.retrieval import native
 from hashrepro.retrieval.codes import (
     Array,
     ArrayLike,
@@ -75,6 +83,31 @@ class _Data:
     @property
     def fast(self) -> bool:
         return isinstance(self.db_words, np.ndarray)
+
+    @cached_property
+    def native(self) -> ctypes.CDLL | None:
+        """The compiled kernels when they apply (CPU fast path, at most 65,535 bits)."""
+        if not self.fast or self.n_bits > native.MAX_BITS:
+            return None
+        lib = native.kernels()
+        return lib if lib is not None and self.native_labels is not None else None
+
+    @cached_property
+    def native_labels(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Query label words and database label bitsets for the kernels (None: too many)."""
+        if not self.fast:
+            return None
+        if self.q_labels.ndim == 1:
+            return native.label_bitsets(self.q_labels, self.db_labels)
+        return native.label_bitsets(_unpack_words(self.q_labels), _unpack_words(self.db_labels))
+
+
+def _unpack_words(words: np.ndarray) -> np.ndarray:
+    """Word-major packed labels (LW, rows) -> (rows, LW * word bits) booleans, in bit order."""
+    width = 8 * words.dtype.itemsize
+    shifts = np.arange(width, dtype=words.dtype)
+    bits = (words[:, :, None] >> shifts) & 1  # (LW, rows, width)
+    return bits.transpose(1, 0, 2).reshape(words.shape[1], -1).astype(bool)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -266,8 +299,65 @@ def _bucket_counts(data: _Data, rows: slice) -> tuple[np.ndarray, np.ndarray]:
 
 def _histograms(data: _Data) -> tuple[np.ndarray, np.ndarray]:
     """Items and relevant items per query and distance: two (Q, K+1) int64 arrays."""
-    parts = _map_chunks(data, lambda rows: _bucket_counts(data, rows))
+    if data.native is not None:
+        parts = _map_native(data, lambda rows: _native_counts(data, rows))
+    else:
+        parts = _map_chunks(data, lambda rows: _bucket_counts(data, rows))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+# ----------------------------------------------------------------------------- compiled kernels
+
+
+def _native_counts(data: _Data, rows: slice) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_bucket_counts` by the compiled kernel, in one pass over the database."""
+    q_labels, db_bits = data.native_labels
+    q = np.ascontiguousarray(data.q_words[rows])
+    n, r = (np.empty((len(q), data.n_bits + 1), dtype=np.int64) for _ in range(2))
+    status = data.native.hr_bucket_counts(
+        *_native_codes(q, data),
+        native.ptr(np.ascontiguousarray(q_labels[rows])),
+        q_labels.shape[1],
+        native.ptr(db_bits),
+        native.ptr(n),
+        native.ptr(r),
+    )
+    native.check(status, "hr_bucket_counts")
+    return n, r
+
+
+def _native_ap_index(data: _Data, rows: slice, depth: int, inv: np.ndarray) -> np.ndarray:
+    """(C,) AP@depth with ties in database order, without ranking (see ``_kernels.c``)."""
+    q_labels, db_bits = data.native_labels
+    q = np.ascontiguousarray(data.q_words[rows])
+    out = np.empty(len(q), dtype=np.float64)
+    status = data.native.hr_ap_index(
+        *_native_codes(q, data),
+        native.ptr(np.ascontiguousarray(q_labels[rows])),
+        q_labels.shape[1],
+        native.ptr(db_bits),
+        depth,
+        native.ptr(inv),
+        native.ptr(out),
+    )
+    native.check(status, "hr_ap_index")
+    return out
+
+
+def _native_codes(q: np.ndarray, data: _Data) -> tuple[int, ...]:
+    """The leading kernel arguments: query and database words, their counts, words, bits."""
+    return native.ptr(q), native.ptr(data.db_words), len(q), data.n_db, q.shape[1], data.n_bits
+
+
+def _map_native(data: _Data, fn: Callable[[slice], T]) -> list[T]:
+    """Apply ``fn`` to query slices on ``torch.get_num_threads()`` threads (GIL released)."""
+    workers = max(1, min(torch.get_num_threads(), data.n_queries))
+    step = -(-data.n_queries // (4 * workers)) if workers > 1 else data.n_queries
+    slices = [slice(s, min(s + step, data.n_queries)) for s in range(0, data.n_queries, step)]
+    if workers == 1:
+        return [fn(s) for s in slices]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, slices))
 
 
 # ----------------------------------------------------------------------------- tie-aware maths
@@ -357,11 +447,19 @@ def average_precisions(
     check_ties(ties)
     data = _prepare(query_codes, database_codes, query_labels, database_labels)
     depth = check_depth(topk, "topk", data.n_db)
-    if ties == "index":
+    if ties == "index" and data.native is not None:
+        inv = 1.0 / np.arange(data.n_db + 1, dtype=np.float64).clip(1)  # inv[r] = 1 / r
+        parts = _map_native(data, lambda rows: _native_ap_index(data, rows, depth, inv))
+    elif ties == "index":
         parts = _map_chunks(data, lambda rows: _ap_of_sorted(_sorted_relevance(data, rows, depth)))
-        return np.concatenate(parts)
-    tables = _Tables.build(data.n_db)
-    parts = _map_chunks(data, lambda rows: _expected_ap(*_bucket_counts(data, rows), depth, tables))
+    else:
+        tables = _Tables.build(data.n_db)
+        counts, mapper = (
+            (_native_counts, _map_native)
+            if data.native is not None
+            else (_bucket_counts, _map_chunks)
+        )
+        parts = mapper(data, lambda rows: _expected_ap(*counts(data, rows), depth, tables))
     return np.concatenate(parts)
 
 

@@ -21,6 +21,7 @@ from hashrepro.retrieval import (
     codes,
     mean_average_precision,
     metrics,
+    native,
     precision_at_hamming_radius,
     precision_at_k,
     precision_recall_curve,
@@ -123,12 +124,20 @@ def topks(n: int) -> st.SearchStrategy[int | None]:
     return st.one_of(st.none(), st.just(1), st.integers(1, n + 3))
 
 
+# compiled kernels (where a C compiler exists, see test_native), NumPy kernels, pure torch (CUDA)
+PATHS = ("native", "numpy", "torch") if native.kernels() is not None else ("numpy", "torch")
+
+
 @pytest.fixture
 def paths(monkeypatch: pytest.MonkeyPatch):
-    """Switch between the NumPy and the pure-torch kernels and tiny / default chunks."""
+    """Switch between the compiled, NumPy and pure-torch kernels and tiny / default chunks."""
 
-    def use(numpy_path: bool, tiny_chunks: bool) -> None:
-        monkeypatch.setattr(codes, "_NUMPY_FAST_PATH", numpy_path)
+    def use(path: str, tiny_chunks: bool) -> None:
+        assert path in PATHS
+        monkeypatch.setattr(codes, "_NUMPY_FAST_PATH", path != "torch")
+        monkeypatch.setattr(native, "_ENABLED", path == "native")
+        if path == "native":
+            assert native.kernels() is not None, "the compiled kernels did not build"
         monkeypatch.setattr(metrics, "_BLOCK_BYTES", 1 if tiny_chunks else 16 * 2**20)
         monkeypatch.setattr(metrics, "_CHUNK_BYTES", 1 if tiny_chunks else 128 * 2**20)
 
@@ -139,9 +148,9 @@ def paths(monkeypatch: pytest.MonkeyPatch):
 
 
 @SETTINGS
-@given(case=cases(), data=st.data(), numpy_path=st.booleans(), tiny=st.booleans())
-def test_ap_index_matches_stable_sort(paths, case, data, numpy_path, tiny) -> None:
-    paths(numpy_path, tiny)
+@given(case=cases(), data=st.data(), path=st.sampled_from(PATHS), tiny=st.booleans())
+def test_ap_index_matches_stable_sort(paths, case, data, path, tiny) -> None:
+    paths(path, tiny)
     topk = data.draw(topks(len(case.dc)))
     depth = len(case.dc) if topk is None else topk
     want = [ap_of(p, depth) for p in index_patterns(case)]
@@ -151,9 +160,9 @@ def test_ap_index_matches_stable_sort(paths, case, data, numpy_path, tiny) -> No
 
 
 @SETTINGS
-@given(case=cases(max_db=12), data=st.data(), numpy_path=st.booleans())
-def test_ap_average_matches_enumerated_tie_orders(paths, case, data, numpy_path) -> None:
-    paths(numpy_path, False)
+@given(case=cases(max_db=12), data=st.data(), path=st.sampled_from(PATHS))
+def test_ap_average_matches_enumerated_tie_orders(paths, case, data, path) -> None:
+    paths(path, False)
     topk = data.draw(topks(len(case.dc)))
     depth = len(case.dc) if topk is None else topk
     want = expected(case, lambda p: ap_of(p, depth))
@@ -162,9 +171,9 @@ def test_ap_average_matches_enumerated_tie_orders(paths, case, data, numpy_path)
 
 
 @SETTINGS
-@given(case=cases(max_db=12), data=st.data(), numpy_path=st.booleans())
-def test_precision_at_k_matches_brute_force(paths, case, data, numpy_path) -> None:
-    paths(numpy_path, False)
+@given(case=cases(max_db=12), data=st.data(), path=st.sampled_from(PATHS))
+def test_precision_at_k_matches_brute_force(paths, case, data, path) -> None:
+    paths(path, False)
     n = len(case.dc)
     ks = data.draw(st.lists(st.integers(1, n + 3), min_size=1, max_size=3))
     for ties in metrics.TIES:
@@ -179,9 +188,9 @@ def test_precision_at_k_matches_brute_force(paths, case, data, numpy_path) -> No
 
 
 @SETTINGS
-@given(case=cases(), numpy_path=st.booleans(), radius=st.integers(0, 7))
-def test_hamming_ball_metrics_match_brute_force(paths, case, numpy_path, radius) -> None:
-    paths(numpy_path, False)
+@given(case=cases(), path=st.sampled_from(PATHS), radius=st.integers(0, 7))
+def test_hamming_ball_metrics_match_brute_force(paths, case, path, radius) -> None:
+    paths(path, False)
     k = case.qc.shape[1]
     precision, recall = precision_recall_curve(*case.args())
     assert precision.shape == recall.shape == (k + 1,)
@@ -194,6 +203,63 @@ def test_hamming_ball_metrics_match_brute_force(paths, case, numpy_path, radius)
         assert precision[rho] == pytest.approx(np.mean(p_q), abs=TOL)
         assert recall[rho] == pytest.approx(np.mean(r_q), abs=TOL)
     assert precision_at_hamming_radius(*case.args(), radius=radius) == precision[min(radius, k)]
+
+
+@st.composite
+def block_cases(draw: st.DrawFn) -> Case:
+    """Sizes for the compiled kernels: several 64-item blocks and a partial one; one or more
+    code words, distances past a byte (> 254 bits); ids (small, or huge and renumbered) or
+    multi-hot labels over one or two 64-bit words; many ties (few flips from few prototypes).
+    """
+    k = draw(st.sampled_from([3, 8, 48, 64, 65, 130, 300]))
+    n, q = draw(st.integers(1, 200)), draw(st.integers(1, 3))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    proto = rng.choice([-1.0, 1.0], size=(3, k))
+    flip = draw(st.sampled_from([0.0, 0.05, 0.3]))
+
+    def codes_for(rows: int) -> np.ndarray:
+        base = proto[rng.integers(0, 3, rows)]
+        return np.where(rng.random((rows, k)) < flip, -base, base)
+
+    kind = draw(st.sampled_from(["ids", "huge_ids", "multi", "wide_multi"]))
+    if kind in ("ids", "huge_ids"):
+        scale = 10**12 if kind == "huge_ids" else 1
+        ql, dl = (rng.integers(0, 4, rows) * scale for rows in (q, n))
+    else:
+        c = 70 if kind == "wide_multi" else 5
+        ql, dl = ((rng.random((rows, c)) < 2 / c).astype(np.float32) for rows in (q, n))
+    return Case(codes_for(q), codes_for(n), ql, dl)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(case=block_cases(), data=st.data())
+def test_compiled_kernels_match_brute_force_and_numpy(paths, case, data) -> None:
+    n = len(case.dc)
+    topk = data.draw(topks(n))
+    depth = n if topk is None else topk
+    sq, sd = case.qc >= 0, case.dc >= 0
+    dist = (sq[:, None, :] != sd[None, :, :]).sum(axis=2)  # (Q, N) brute force
+    if case.ql.ndim == 1:
+        rel = case.ql[:, None] == case.dl[None, :]
+    else:
+        rel = (case.ql[:, None, :] * case.dl[None, :, :]).sum(axis=2) > 0
+    want = [
+        ap_of(list(r[np.argsort(d, kind="stable")]), depth) for d, r in zip(dist, rel, strict=True)
+    ]
+    results = {}
+    for path in ("native", "numpy"):
+        paths(path, False)
+        results[path] = (
+            average_precisions(*case.args(), topk=topk, ties="index"),
+            average_precisions(*case.args(), topk=topk, ties="average"),
+            precision_recall_curve(*case.args()),
+            precision_at_k(*case.args(), k=[1, depth], ties="average"),
+        )
+    np.testing.assert_allclose(results["native"][0], want, rtol=0, atol=TOL)
+    for ours, numpy_only in zip(results["native"][1:], results["numpy"][1:], strict=True):
+        np.testing.assert_allclose(ours, numpy_only, rtol=0, atol=TOL)
 
 
 @settings(max_examples=100, deadline=None)
