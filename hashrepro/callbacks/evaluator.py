@@ -147,7 +147,9 @@ class RetrievalEvaluator(Callback):
         """Add one batch of codes for ``role`` (``query`` or ``database``)."""
         assert self.codes is not None, "call reset() first"
         detached = {m: c.detach() for m, c in codes.items()}
-        self.codes.update(detached, batch["label"], torch.as_tensor(batch["index"]), role)
+        index = torch.as_tensor(batch["index"])
+        position = batch.get("position")  # the split's order (DataModules give it)
+        self.codes.update(detached, batch["label"], index, role, position)
 
     def compute(self, report: bool = False) -> dict[str, Any]:
         """The epoch's figures: ``metrics`` (scalars) and, with ``report``, ``directions``."""

@@ -67,7 +67,11 @@ def one_hot(class_ids: np.ndarray, num_classes: int | None = None) -> np.ndarray
 
 
 class RetrievalDataset(Dataset):
-    """Items of one split as dict samples: one entry per modality, ``label`` and ``index``."""
+    """Items of one split as dict samples.
+
+    One entry per modality, ``label``, ``index`` (the item's index in the dataset) and
+    ``position`` (its place in the split).
+    """
 
     def __init__(
         self,
@@ -91,6 +95,7 @@ class RetrievalDataset(Dataset):
         }
         item["label"] = self.labels[j]
         item["index"] = j
+        item["position"] = i  # the item's place in its split (the database order)
         return item
 
 
@@ -124,6 +129,9 @@ class RetrievalDataModule(pl.LightningDataModule):
         split_dir: where split files live; ``None`` keeps splits in memory only.
         download: let datasets that can download themselves do so (needs internet).
         predict_split: the split ``predict`` encodes (``hashrepro predict`` writes its codes).
+        database_order: ``shuffled`` (default) puts the database in an order drawn from the
+            seed and saved with the split, so that ranking tied items in database order
+            (``ties="index"``) carries no class order; ``index`` keeps dataset order.
 
     """
 
@@ -150,6 +158,7 @@ class RetrievalDataModule(pl.LightningDataModule):
         predict_split: Literal["query", "database", "train", "val_query", "val_database"] = (
             "database"
         ),
+        database_order: Literal["shuffled", "index"] = "shuffled",
     ) -> None:
         super().__init__()
         if sampling not in ("per_class", "random"):
@@ -172,6 +181,11 @@ class RetrievalDataModule(pl.LightningDataModule):
         if predict_split not in SPLITS:
             raise ValueError(f"predict_split must be one of {SPLITS}, got {predict_split!r}")
         self.predict_split = predict_split
+        if database_order not in ("shuffled", "index"):
+            raise ValueError(
+                f"database_order must be 'shuffled' or 'index', got {database_order!r}"
+            )
+        self.database_order = database_order
         self._data: RetrievalData | None = None
         self._split: dict[str, np.ndarray] | None = None
 
@@ -238,6 +252,7 @@ class RetrievalDataModule(pl.LightningDataModule):
             "train_in_database": self.train_in_database,
             "val_database": self.val_database,
             "seed": self.seed,
+            "database_order": self.database_order,
         }
 
     def split_path(self) -> Path | None:
@@ -270,6 +285,7 @@ class RetrievalDataModule(pl.LightningDataModule):
             val_database=self.val_database,
             seed=self.seed,
             dataset=self.name,
+            shuffle_database=self.database_order == "shuffled",
         )
 
     # ----------------------------------------------------------------- Lightning hooks

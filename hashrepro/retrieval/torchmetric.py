@@ -121,9 +121,10 @@ class RetrievalCodes(Metric):
     """Binarised codes per role and modality, labels and item indices of a retrieval set.
 
     Every state is a list reduced with ``"cat"``, so under DDP :meth:`compute` sees the items of
-    every rank. Items are deduplicated by their dataset ``index`` (a DistributedSampler pads
-    the last batch with repeats) and put in index order, which defines the database order that
-    ``ties="index"`` relies on, the same with any number of processes.
+    every rank. Items are deduplicated by their ``position`` (their place in the split; a
+    DistributedSampler pads the last batch with repeats) and put in that order, which defines
+    the database order that ``ties="index"`` relies on, the same with any number of processes.
+    Without positions, the dataset ``index`` serves as both.
 
     Args:
         modalities: the modalities whose codes are kept (``("image",)``, ``("image", "text")``).
@@ -140,16 +141,27 @@ class RetrievalCodes(Metric):
         super().__init__(**kwargs)
         self.modalities = tuple(modalities)
         for role in ROLES:
-            for part in (*self.modalities, "label", "index"):
+            for part in (*self.modalities, "label", "index", "position"):
                 self.add_state(f"{role}_{part}", default=[], dist_reduce_fx="cat")
 
     def update(
-        self, codes: dict[str, Tensor], labels: ArrayLike, index: ArrayLike, role: str
+        self,
+        codes: dict[str, Tensor],
+        labels: ArrayLike,
+        index: ArrayLike,
+        role: str,
+        position: ArrayLike | None = None,
     ) -> None:
-        """Add a batch: ``{modality: (B, K)}`` real codes, (B, C) labels, (B,) item indices."""
+        """Add a batch of ``{modality: (B, K)}`` real codes and (B, C) labels.
+
+        ``index`` holds the (B,) dataset indices, ``position`` the (B,) places in the split
+        (default: the indices).
+        """
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
         index_t = as_tensor(index).to(self.device).long().reshape(-1)
+        position_t = index_t if position is None else as_tensor(position).to(self.device)
+        getattr(self, f"{role}_position").append(position_t.long().reshape(-1))
         for m in self.modalities:
             if m not in codes:
                 raise ValueError(f"the model gave no {m} codes (it gave {sorted(codes)})")
@@ -161,15 +173,13 @@ class RetrievalCodes(Metric):
         getattr(self, f"{role}_index").append(index_t)
 
     def compute(self) -> dict[str, Tensor]:
-        """The gathered items of each role, deduplicated by index and in index order."""
+        """The gathered items of each role, deduplicated by position and in that order."""
         out: dict[str, Tensor] = {}
         for role in ROLES:
-            index = getattr(self, f"{role}_index")
-            if _is_empty(index):
+            position = getattr(self, f"{role}_position")
+            if _is_empty(position):
                 continue
-            index = dim_zero_cat(index)
-            keep = _first_by_index(index)
-            out[f"{role}/index"] = index[keep]
-            for part in (*self.modalities, "label"):
+            keep = _first_by_index(dim_zero_cat(position))
+            for part in (*self.modalities, "label", "index"):
                 out[f"{role}/{part}"] = dim_zero_cat(getattr(self, f"{role}_{part}"))[keep]
         return out
