@@ -1,8 +1,10 @@
 """Classic (non-deep) hashing baselines on numpy features.
 
-Single-modal: ``HashingBaseline(num_bits, seed, **hyperparams).fit(x, labels).encode(x)``.
-Cross-modal: ``CrossModalBaseline(...).fit(x_image, x_text, labels).encode(x, modality)``.
-Codes are real-valued (M, K); their sign (0 -> +1) is the hash.
+Single-modal: ``LSH(num_bits, seed=0, **hyperparams).fit(x, labels).encode(x)``.
+Cross-modal: ``CCAITQ(num_bits, ...).fit(x_image, x_text, labels).encode(x, modality)``.
+Codes are real-valued (M, K); their sign (0 -> +1) is the hash. Every class follows
+scikit-learn's estimator conventions (``get_params``, ``set_params``, ``clone``,
+``check_is_fitted``).
 """
 
 from hashrepro.baselines.base import CrossModalBaseline, HashingBaseline, sign_codes

@@ -8,10 +8,13 @@ Every baseline works on plain numpy arrays and returns REAL-VALUED codes whose s
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.spatial.distance import cdist
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_array
+from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
 MODALITIES = ("image", "text")
@@ -21,15 +24,19 @@ FIT_BLAS_THREADS = 1
 
 
 def check_features(x: Any, name: str = "x", dim: int | None = None) -> np.ndarray:
-    """Return ``x`` as a finite float64 (N, D) array, or raise a one-line ValueError."""
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"{name} must be a non-empty 2-D (N, D) array, got shape {x.shape}")
-    if dim is not None and x.shape[1] != dim:
-        raise ValueError(f"{name} has {x.shape[1]} features but the model was fit on {dim}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or inf")
-    return x
+    """Return ``x`` as a finite float64 (N, D) array, or raise a one-line ValueError.
+
+    Shape and complex values are checked here (scikit-learn's messages for them span lines);
+    :func:`sklearn.utils.check_array` then converts and refuses NaN or inf.
+    """
+    arr = np.asarray(x)
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must be a non-empty 2-D (N, D) array, got shape {arr.shape}")
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name} is complex ({arr.dtype}); features must be real")
+    if dim is not None and arr.shape[1] != dim:
+        raise ValueError(f"{name} has {arr.shape[1]} features but the model was fit on {dim}")
+    return check_array(x, dtype=np.float64, input_name=name)
 
 
 def check_labels(labels: Any, n: int, required: bool) -> np.ndarray | None:
@@ -127,32 +134,33 @@ class RBFAnchorFeatures:
         return np.exp(-dist2 / (2 * self.sigma**2)) - self.mean
 
 
-class _Fittable:
-    """Common constructor: bit count, seed and method-specific hyperparameters."""
+class _Fittable(BaseEstimator):
+    """scikit-learn estimator conventions shared by every baseline.
+
+    ``__init__`` only stores its arguments, under their own names (``get_params``, ``set_params``,
+    ``clone`` and the ``repr`` come from :class:`~sklearn.base.BaseEstimator`); they are checked
+    in ``fit``. Everything ``fit`` learns ends in ``_``, which is what
+    :func:`~sklearn.utils.validation.check_is_fitted` looks for. Subclasses with more
+    hyperparameters list them as keyword-only ``__init__`` arguments and store each one as is.
+    """
 
     #: whether ``fit`` requires labels.
-    supervised: bool = False
+    supervised: ClassVar[bool] = False
 
-    def __init__(self, num_bits: int, seed: int = 0, **hyperparams: Any) -> None:
-        if isinstance(num_bits, bool) or not isinstance(num_bits, (int, np.integer)):
-            raise ValueError(f"num_bits must be a positive int, got {num_bits!r}")
-        if num_bits < 1:
-            raise ValueError(f"num_bits must be a positive int, got {num_bits}")
-        self.num_bits = int(num_bits)
-        self.seed = int(seed)
-        self.hyperparams = dict(hyperparams)
-        self._fitted = False
+    def __init__(self, num_bits: int, seed: int = 0) -> None:
+        self.num_bits = num_bits
+        self.seed = seed
+
+    def _check_params(self) -> None:
+        """Raise a one-line ValueError for an invalid bit count or seed (called by ``fit``)."""
+        bits = self.num_bits
+        if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or bits < 1:
+            raise ValueError(f"num_bits must be a positive int, got {bits!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise ValueError(f"seed must be an int, got {self.seed!r}")
 
     def _rng(self) -> np.random.Generator:
-        return np.random.default_rng(self.seed)
-
-    def _check_fitted(self) -> None:
-        if not self._fitted:
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit() first")
-
-    def __repr__(self) -> str:
-        hp = "".join(f", {k}={v!r}" for k, v in self.hyperparams.items())
-        return f"{type(self).__name__}(num_bits={self.num_bits}, seed={self.seed}{hp})"
+        return np.random.default_rng(int(self.seed))
 
 
 class HashingBaseline(_Fittable, ABC):
@@ -168,18 +176,18 @@ class HashingBaseline(_Fittable, ABC):
         Returns:
             self.
         """
+        self._check_params()
         x = check_features(x, "x")
         labels = check_labels(labels, len(x), self.supervised)
         with threadpool_limits(limits=FIT_BLAS_THREADS, user_api="blas"):
             self._fit(x, labels if self.supervised else None, self._rng())
-        self.input_dim_ = x.shape[1]
-        self._fitted = True
+        self.n_features_in_ = x.shape[1]
         return self
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Real-valued codes (M, K); ``sign`` gives the hash bits."""
-        self._check_fitted()
-        return self._encode(check_features(x, "x", self.input_dim_))
+        check_is_fitted(self)
+        return self._encode(check_features(x, "x", self.n_features_in_))
 
     def hash(self, x: np.ndarray) -> np.ndarray:
         """Binary codes (M, K) in {-1, +1} (int8), 0 -> +1."""
@@ -210,6 +218,7 @@ class CrossModalBaseline(_Fittable, ABC):
         Returns:
             self.
         """
+        self._check_params()
         x_image = check_features(x_image, "x_image")
         x_text = check_features(x_text, "x_text")
         if len(x_image) != len(x_text):
@@ -218,14 +227,13 @@ class CrossModalBaseline(_Fittable, ABC):
         with threadpool_limits(limits=FIT_BLAS_THREADS, user_api="blas"):
             self._fit(x_image, x_text, labels if self.supervised else None, self._rng())
         self.input_dims_ = {"image": x_image.shape[1], "text": x_text.shape[1]}
-        self._fitted = True
         return self
 
     def encode(self, x: np.ndarray, modality: str) -> np.ndarray:
         """Real-valued codes (M, K) for inputs of one modality ("image" or "text")."""
         if modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
-        self._check_fitted()
+        check_is_fitted(self)
         return self._encode(
             check_features(x, f"x ({modality})", self.input_dims_[modality]), modality
         )

@@ -61,8 +61,10 @@ class CCAITQ(_LinearCrossModal):
         corr_power: float = 4.0,
         n_iter: int = 50,
     ) -> None:
-        super().__init__(num_bits, seed, reg=reg, corr_power=corr_power, n_iter=n_iter)
-        self.reg, self.corr_power, self.n_iter = reg, corr_power, n_iter
+        super().__init__(num_bits, seed)
+        self.reg = reg
+        self.corr_power = corr_power
+        self.n_iter = n_iter
 
     def _fit(
         self,
@@ -101,7 +103,7 @@ class CVH(_LinearCrossModal):
     """
 
     def __init__(self, num_bits: int, seed: int = 0, *, reg: float = 1.0) -> None:
-        super().__init__(num_bits, seed, reg=reg)
+        super().__init__(num_bits, seed)
         self.reg = reg
 
     def _fit(
@@ -141,7 +143,7 @@ class SCMSeq(_LinearCrossModal):
     supervised = True
 
     def __init__(self, num_bits: int, seed: int = 0, *, reg: float = 1e-2) -> None:
-        super().__init__(num_bits, seed, reg=reg)
+        super().__init__(num_bits, seed)
         self.reg = reg
 
     def _fit(
@@ -198,8 +200,11 @@ class CMFH(_LinearCrossModal):
         gamma: float = 1e-2,
         n_iter: int = 50,
     ) -> None:
-        super().__init__(num_bits, seed, lam=lam, mu=mu, gamma=gamma, n_iter=n_iter)
-        self.lam, self.mu, self.gamma, self.n_iter = lam, mu, gamma, n_iter
+        super().__init__(num_bits, seed)
+        self.lam = lam
+        self.mu = mu
+        self.gamma = gamma
+        self.n_iter = n_iter
 
     def _fit(
         self,

@@ -22,9 +22,6 @@ class LSH(HashingBaseline):
     mean makes the bits roughly balanced.
     """
 
-    def __init__(self, num_bits: int, seed: int = 0) -> None:
-        super().__init__(num_bits, seed)
-
     def _fit(self, x: np.ndarray, labels: np.ndarray | None, rng: np.random.Generator) -> None:
         self.mean_ = x.mean(axis=0)  # (D,)
         self.projection_ = rng.standard_normal((x.shape[1], self.num_bits))  # (D, K)
@@ -41,9 +38,6 @@ class SH(HashingBaseline):
     (k >= 1) with the smallest eigenvalues, i.e. smallest ``(k / (hi - lo))^2``: the standard mode
     selection of the paper's code, which never picks products of modes. Needs no labels.
     """
-
-    def __init__(self, num_bits: int, seed: int = 0) -> None:
-        super().__init__(num_bits, seed)
 
     def _fit(self, x: np.ndarray, labels: np.ndarray | None, rng: np.random.Generator) -> None:
         self.mean_ = x.mean(axis=0)  # (D,)
@@ -75,7 +69,7 @@ class ITQ(HashingBaseline):
     """
 
     def __init__(self, num_bits: int, seed: int = 0, *, n_iter: int = 50) -> None:
-        super().__init__(num_bits, seed, n_iter=n_iter)
+        super().__init__(num_bits, seed)
         self.n_iter = n_iter
 
     def _fit(self, x: np.ndarray, labels: np.ndarray | None, rng: np.random.Generator) -> None:
@@ -125,16 +119,11 @@ class KSH(HashingBaseline):
         sigma: float | None = None,
         max_iter: int = 100,
     ) -> None:
-        super().__init__(
-            num_bits,
-            seed,
-            n_anchors=n_anchors,
-            n_labelled=n_labelled,
-            sigma=sigma,
-            max_iter=max_iter,
-        )
-        self.n_anchors, self.n_labelled = n_anchors, n_labelled
-        self.sigma, self.max_iter = sigma, max_iter
+        super().__init__(num_bits, seed)
+        self.n_anchors = n_anchors
+        self.n_labelled = n_labelled
+        self.sigma = sigma
+        self.max_iter = max_iter
 
     def _fit(self, x: np.ndarray, labels: np.ndarray | None, rng: np.random.Generator) -> None:
         self.kernel_ = RBFAnchorFeatures(x, self.n_anchors, rng, self.sigma)
@@ -219,10 +208,14 @@ class SDH(HashingBaseline):
         n_outer: int = 5,
         n_dcc: int = 5,
     ) -> None:
-        hp = dict(n_anchors=n_anchors, sigma=sigma, lam=lam, nu=nu, proj_ridge=proj_ridge)
-        super().__init__(num_bits, seed, **hp, n_outer=n_outer, n_dcc=n_dcc)
-        self.n_anchors, self.sigma, self.lam, self.nu = n_anchors, sigma, lam, nu
-        self.proj_ridge, self.n_outer, self.n_dcc = proj_ridge, n_outer, n_dcc
+        super().__init__(num_bits, seed)
+        self.n_anchors = n_anchors
+        self.sigma = sigma
+        self.lam = lam
+        self.nu = nu
+        self.proj_ridge = proj_ridge
+        self.n_outer = n_outer
+        self.n_dcc = n_dcc
 
     def _fit(self, x: np.ndarray, labels: np.ndarray | None, rng: np.random.Generator) -> None:
         self.kernel_ = RBFAnchorFeatures(x, self.n_anchors, rng, self.sigma)
