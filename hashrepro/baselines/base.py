@@ -40,17 +40,51 @@ def check_features(x: Any, name: str = "x", dim: int | None = None) -> np.ndarra
 
 
 def check_labels(labels: Any, n: int, required: bool) -> np.ndarray | None:
-    """Return labels as a float64 (N, C) array (or None when allowed), else raise ValueError."""
+    """Return labels as a float64 (N, C) 0/1 multi-hot array, or raise a one-line ValueError.
+
+    The forms the retrieval metrics take: (N,) integer class ids, an (N, 1) integer column (read
+    as class ids too, not as one multi-hot column), or (N, C) multi-hot, where a positive entry
+    means "has the label". NaN, inf, negative, complex and non-numeric labels are refused.
+
+    Args:
+        labels: the labels, or None.
+        n: the number of training rows they must match.
+        required: whether None is an error (supervised methods).
+
+    Returns:
+        (N, C) float64 of 0/1, or None when ``labels`` is None and not required.
+    """
     if labels is None:
         if required:
-            raise ValueError("this method is supervised: labels (N, C) multi-hot are required")
+            raise ValueError(
+                "this method is supervised: give labels as (N,) class ids or (N, C) multi-hot"
+            )
         return None
-    labels = np.asarray(labels, dtype=np.float64)
-    if labels.ndim != 2 or labels.shape[0] != n:
-        raise ValueError(f"labels must be (N, C) multi-hot with N={n}, got shape {labels.shape}")
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "c":
+        raise ValueError(f"labels are complex ({labels.dtype}); give class ids or multi-hot")
+    if labels.dtype.kind not in "biuf":
+        raise ValueError(f"labels must be numeric, got dtype {labels.dtype}")
+    if labels.ndim not in (1, 2) or labels.shape[0] != n or 0 in labels.shape:
+        raise ValueError(
+            f"labels must be (N,) class ids or (N, C) multi-hot with N={n}, got shape "
+            f"{labels.shape}"
+        )
+    if labels.ndim == 1 or labels.shape[1] == 1:
+        ids = labels.reshape(-1)
+        if ids.dtype.kind not in "iu":
+            raise ValueError(
+                f"labels of shape {labels.shape} are read as class ids, which must be integers, "
+                f"got {labels.dtype} (cast with .astype(int), or give (N, C) multi-hot)"
+            )
+        if ids.min() < 0:
+            raise ValueError(f"class ids must be >= 0, got {ids.min()}")
+        return np.eye(int(ids.max()) + 1)[ids]  # (N, C) one-hot
     if not np.all(np.isfinite(labels)):
-        raise ValueError("labels contain NaN or inf")
-    return labels
+        raise ValueError("multi-hot labels contain NaN or inf")
+    if labels.min() < 0:
+        raise ValueError(f"multi-hot labels must be >= 0 (0 = no label), got {labels.min()}")
+    return (labels > 0).astype(np.float64)
 
 
 def check_num_bits(num_bits: int, limit: int, why: str) -> None:
@@ -171,7 +205,9 @@ class HashingBaseline(_Fittable, ABC):
 
         Args:
             x: (N, D) training features.
-            labels: (N, C) multi-hot labels; required for supervised methods, else ignored.
+            labels: (N,) integer class ids, an (N, 1) column of them, or (N, C) multi-hot
+                (see :func:`check_labels`); required for supervised methods, else checked and
+                ignored.
 
         Returns:
             self.
@@ -213,7 +249,9 @@ class CrossModalBaseline(_Fittable, ABC):
         Args:
             x_image: (N, Di) image-view features.
             x_text: (N, Dt) text-view features, row i paired with ``x_image[i]``.
-            labels: (N, C) multi-hot labels; required for supervised methods, else ignored.
+            labels: (N,) integer class ids, an (N, 1) column of them, or (N, C) multi-hot
+                (see :func:`check_labels`); required for supervised methods, else checked and
+                ignored.
 
         Returns:
             self.

@@ -141,7 +141,7 @@ def test_mean_average_precision_helper() -> None:
         (lambda: KSH(4), (np.ones((50, 3)),), "labels"),
         (lambda: SDH(4), (np.ones((50, 3)),), "labels"),
         (lambda: SDH(4), (np.ones((50, 3)), np.ones((49, 2))), "labels must be"),
-        (lambda: SDH(4), (np.ones((50, 3)), np.ones(50)), "labels must be"),
+        (lambda: SDH(4), (np.ones((50, 3)), np.ones(50)), "class ids, which must be integers"),
     ],
 )
 def test_bad_inputs_raise(build, args, match: str) -> None:
