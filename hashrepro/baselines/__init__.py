@@ -9,7 +9,8 @@ scikit-learn's estimator conventions (``get_params``, ``set_params``, ``clone``,
 
 from hashrepro.baselines.base import CrossModalBaseline, HashingBaseline, sign_codes
 from hashrepro.baselines.crossmodal import CCAITQ, CMFH, CVH, SCMSeq
-from hashrepro.baselines.single import ITQ, KSH, LSH, SDH, SH
+from hashrepro.baselines.ksh import KSH
+from hashrepro.baselines.single import ITQ, LSH, SDH, SH
 
 SINGLE_BASELINES: dict[str, type[HashingBaseline]] = {
     "lsh": LSH,

@@ -142,22 +142,39 @@ def itq_rotation(v: np.ndarray, n_iter: int, rng: np.random.Generator) -> np.nda
     return rot
 
 
+#: Rules for the RBF width from the training-point-to-anchor distances d.
+SIGMA_RULES = ("rms", "mean")
+
+
 class RBFAnchorFeatures:
     """Zero-centred RBF features against anchors: phi(x)_j = exp(-||x - a_j||^2 / (2 sigma^2)).
 
-    Anchors are sampled from the training data; ``sigma`` defaults to the mean Euclidean distance
-    between training points and anchors (as in KSH/SDH).
+    Anchors are sampled from the training data. ``sigma`` is a number or a rule on the distances
+    d between training points and anchors: ``"rms"`` = ``sqrt(mean d^2)`` (KSH's authors' code:
+    ``exp(-d^2 / (2 mean d^2))``; also the rule SDH's code gives for unnormalised data) or
+    ``"mean"`` = ``mean d``.
     """
 
     def __init__(
-        self, x: np.ndarray, n_anchors: int, rng: np.random.Generator, sigma: float | None = None
+        self, x: np.ndarray, n_anchors: int, rng: np.random.Generator, sigma: float | str = "rms"
     ) -> None:
+        if isinstance(sigma, str) and sigma not in SIGMA_RULES:
+            raise ValueError(
+                f"sigma must be a positive number or one of {SIGMA_RULES}, got {sigma!r}"
+            )
         idx = np.sort(rng.choice(len(x), size=min(n_anchors, len(x)), replace=False))
         self.anchors = x[idx]  # (m, D)
         dist = cdist(x, self.anchors)  # (N, m)
-        self.sigma = float(dist.mean()) if sigma is None else float(sigma)
-        if self.sigma <= 0:
-            raise ValueError("RBF sigma must be positive (are all training points identical?)")
+        if sigma == "rms":
+            self.sigma = float(np.sqrt(np.mean(dist**2)))
+        elif sigma == "mean":
+            self.sigma = float(dist.mean())
+        else:
+            self.sigma = float(sigma)
+        if not self.sigma > 0:
+            raise ValueError(
+                f"RBF sigma must be positive, got {self.sigma} (are all training points identical?)"
+            )
         feats = np.exp(-(dist**2) / (2 * self.sigma**2))  # (N, m)
         self.mean = feats.mean(axis=0)  # (m,)
         self.train_features = feats - self.mean  # (N, m)

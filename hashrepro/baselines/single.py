@@ -1,10 +1,11 @@
-"""Single-modal classic hashing baselines: LSH, SH, ITQ (unsupervised), KSH, SDH (supervised)."""
+"""Single-modal classic hashing baselines: LSH, SH, ITQ (unsupervised), SDH (supervised).
+
+KSH lives in :mod:`hashrepro.baselines.ksh`.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import eigh
-from scipy.optimize import minimize
 
 from hashrepro.baselines.base import (
     HashingBaseline,
@@ -84,95 +85,6 @@ class ITQ(HashingBaseline):
         return (x - self.mean_) @ self.projection_  # (M, K)
 
 
-def _phi(z: np.ndarray) -> np.ndarray:
-    """KSH's smooth sign surrogate 2 / (1 + exp(-z)) - 1 (= tanh(z / 2))."""
-    return np.tanh(z / 2)
-
-
-class KSH(HashingBaseline):
-    """Kernel-based Supervised Hashing (Liu, Wang, Ji, Jiang & Chang, CVPR 2012).
-
-    Bit k is ``sign(a_k . k(x))`` with zero-centred RBF features k(x) against ``n_anchors``
-    training anchors. On ``n_labelled`` random training points, ``||B B^T - K S||^2`` with
-    ``S = 2 [share a label] - 1`` is minimised greedily bit by bit: each bit is initialised by the
-    spectral relaxation (a generalised eigenproblem) and refined by minimising the smooth
-    surrogate ``-phi(K_l a)^T R phi(K_l a)``; the discrete-objective better of the two is kept
-    (as in the paper). Simplification: the refinement uses L-BFGS (``max_iter`` iterations)
-    instead of the paper's Nesterov gradient descent.
-
-    Args (beyond the base):
-        n_anchors: number of RBF anchors m (300).
-        n_labelled: size l of the labelled subset used for the pairwise loss (1000, or all).
-        sigma: RBF width; None = mean training-point-to-anchor distance.
-        max_iter: L-BFGS iterations per bit for the smooth refinement.
-    """
-
-    supervised = True
-
-    def __init__(
-        self,
-        num_bits: int,
-        seed: int = 0,
-        *,
-        n_anchors: int = 300,
-        n_labelled: int = 1000,
-        sigma: float | None = None,
-        max_iter: int = 100,
-    ) -> None:
-        super().__init__(num_bits, seed)
-        self.n_anchors = n_anchors
-        self.n_labelled = n_labelled
-        self.sigma = sigma
-        self.max_iter = max_iter
-
-    def _fit(self, x: np.ndarray, labels: np.ndarray | None, rng: np.random.Generator) -> None:
-        self.kernel_ = RBFAnchorFeatures(x, self.n_anchors, rng, self.sigma)
-        idx = np.sort(rng.choice(len(x), size=min(self.n_labelled, len(x)), replace=False))
-        kl = self.kernel_.train_features[idx]  # (l, m)
-        y = labels[idx]  # (l, C)
-        resid = self.num_bits * (2.0 * (y @ y.T > 0) - 1.0)  # (l, l) R_0 = K S
-        gram = kl.T @ kl  # (m, m)
-        gram += 1e-6 * np.trace(gram) / len(gram) * np.eye(len(gram))  # keep it positive definite
-        quad = kl.T @ resid @ kl  # (m, m) K_l^T R K_l, downdated after each bit
-        self.projection_ = np.zeros((kl.shape[1], self.num_bits))  # (m, K)
-        self._greedy_bits(kl, resid, quad, gram)
-
-    def _greedy_bits(
-        self, kl: np.ndarray, resid: np.ndarray, quad: np.ndarray, gram: np.ndarray
-    ) -> None:
-        """Learn the K projections one by one, downdating R and K_l^T R K_l in place."""
-        m, n_lab = kl.shape[1], kl.shape[0]
-        for k in range(self.num_bits):
-            # Spectral relaxation: max a^T K_l^T R K_l a  s.t.  a^T K_l^T K_l a = l.
-            _, vec = eigh(quad, gram, subset_by_index=[m - 1, m - 1])
-            a0 = vec[:, 0] * np.sqrt(n_lab)  # (m,)
-            a = self._refine(kl, resid, a0)
-            b0 = np.where(kl @ a0 >= 0, 1.0, -1.0)  # (l,)
-            b = np.where(kl @ a >= 0, 1.0, -1.0)  # (l,)
-            if b @ resid @ b < b0 @ resid @ b0:  # keep the discrete-objective better one
-                a, b = a0, b0
-            self.projection_[:, k] = a
-            resid -= np.outer(b, b)
-            kb = kl.T @ b  # (m,)
-            quad -= np.outer(kb, kb)
-
-    def _refine(self, kl: np.ndarray, resid: np.ndarray, a0: np.ndarray) -> np.ndarray:
-        """Minimise ``-phi(K_l a)^T R phi(K_l a)`` from ``a0`` with L-BFGS."""
-
-        def loss_grad(a: np.ndarray) -> tuple[float, np.ndarray]:
-            p = _phi(kl @ a)  # (l,)
-            rp = resid @ p  # (l,)
-            return -float(p @ rp), -kl.T @ (rp * (1 - p**2))  # d phi / dz = (1 - phi^2) / 2
-
-        res = minimize(
-            loss_grad, a0, jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter}
-        )
-        return res.x
-
-    def _encode(self, x: np.ndarray) -> np.ndarray:
-        return self.kernel_(x) @ self.projection_  # (M, K)
-
-
 class SDH(HashingBaseline):
     """Supervised Discrete Hashing (Shen, Shen, Liu & Shen, CVPR 2015).
 
@@ -184,7 +96,7 @@ class SDH(HashingBaseline):
 
     Args (beyond the base):
         n_anchors: number of RBF anchors (1000, or N if fewer).
-        sigma: RBF width; None = mean training-point-to-anchor distance.
+        sigma: RBF width, or the rule ``"mean"`` (mean training-to-anchor distance) or ``"rms"``.
         lam: ridge weight of the label regression W (1).
         nu: weight of the hash-function fitting term (1e-5).
         proj_ridge: ridge weight of the F-step regression for P (picked on an MNIST validation
@@ -201,7 +113,7 @@ class SDH(HashingBaseline):
         seed: int = 0,
         *,
         n_anchors: int = 1000,
-        sigma: float | None = None,
+        sigma: float | str = "mean",
         lam: float = 1.0,
         nu: float = 1e-5,
         proj_ridge: float = 1e-4,
