@@ -11,10 +11,24 @@ from scipy.linalg import eigh
 
 from hashrepro.baselines.base import CrossModalBaseline, check_num_bits, itq_rotation
 
+#: How a ridge is added to a covariance: ``reg * I`` or ``reg`` times the mean variance.
+REG_SCALES = ("absolute", "relative")
 
-def ridge_cov(xc: np.ndarray, reg: float) -> np.ndarray:
-    """Covariance (D, D) of centred (N, D) data plus ``reg`` x mean variance on the diagonal."""
+
+def ridge_cov(xc: np.ndarray, reg: float, scale: str = "relative") -> np.ndarray:
+    """Covariance (D, D) of centred (N, D) data plus a ridge on the diagonal.
+
+    Args:
+        xc: (N, D) centred data.
+        reg: ridge weight.
+        scale: ``"absolute"`` adds ``reg * I``; ``"relative"`` adds ``reg`` times the mean
+            variance ``trace(cov) / D``.
+    """
+    if scale not in REG_SCALES:
+        raise ValueError(f"reg_scale must be one of {REG_SCALES}, got {scale!r}")
     cov = xc.T @ xc / len(xc)  # (D, D)
+    if scale == "absolute":
+        return cov + reg * np.eye(len(cov))
     return cov + reg * np.trace(cov) / len(cov) * np.eye(len(cov))
 
 
@@ -38,17 +52,23 @@ class _LinearCrossModal(CrossModalBaseline):
 class CCAITQ(_LinearCrossModal):
     """CCA-ITQ for cross-modal retrieval (Gong, Lazebnik, Gordo & Perronnin, TPAMI 2013).
 
-    Regularised CCA (covariances plus ``reg`` times their mean variance on the diagonal) gives the
-    top-K canonical directions of each modality, via the SVD of the whitened cross-covariance;
-    projections are scaled by ``corr ** corr_power``. One ITQ rotation (``n_iter`` iterations) is
-    then learned on the image and text projections stacked together and shared by both modalities.
+    Regularised CCA gives the top-K canonical directions of each modality, via the SVD of the
+    whitened cross-covariance; projections are scaled by ``corr ** corr_power``. One ITQ
+    rotation (``n_iter`` iterations) is then learned on the image and text projections stacked
+    together and shared by both modalities.
 
-    Defaults were picked on a validation split of Multiple Features: a strong ridge (which moves
-    CCA towards PLS) and the power-4 eigenvalue scaling that Gong et al. use for CCA embeddings.
+    Defaults are Gong's code (``cca.m``: ``reg = 0.0001`` added to both sample covariances,
+    projections scaled by the canonical correlations; ITQ with 50 iterations). The covariance
+    is normalised by N there by N - 1, immaterial. This project's earlier default, a strong
+    relative ridge (``reg=1.0, reg_scale="relative"``, which moves CCA towards PLS) with the
+    power-4 scaling Gong et al. use for their multi-view embeddings (``corr_power=4``), was
+    picked on a Multiple Features validation split and stays an option.
 
     Args (beyond the base):
-        reg: relative ridge on both covariances.
-        corr_power: exponent of the canonical-correlation scaling (0 = none).
+        reg: ridge on both covariances (1e-4).
+        reg_scale: ``"absolute"`` (``reg * I``, Gong's) or ``"relative"`` (times the mean
+            variance).
+        corr_power: exponent of the canonical-correlation scaling (1; 0 = none).
         n_iter: ITQ iterations (50).
     """
 
@@ -57,12 +77,14 @@ class CCAITQ(_LinearCrossModal):
         num_bits: int,
         seed: int = 0,
         *,
-        reg: float = 1.0,
-        corr_power: float = 4.0,
+        reg: float = 1e-4,
+        reg_scale: str = "absolute",
+        corr_power: float = 1.0,
         n_iter: int = 50,
     ) -> None:
         super().__init__(num_bits, seed)
         self.reg = reg
+        self.reg_scale = reg_scale
         self.corr_power = corr_power
         self.n_iter = n_iter
 
@@ -76,7 +98,8 @@ class CCAITQ(_LinearCrossModal):
         limit = min(x_image.shape[1], x_text.shape[1], len(x_image))
         check_num_bits(self.num_bits, limit, "CCA gives at most min(Di, Dt, N) directions")
         xc, yc = self._center(x_image, x_text)
-        wx, wy = inv_sqrt(ridge_cov(xc, self.reg)), inv_sqrt(ridge_cov(yc, self.reg))
+        cxx = ridge_cov(xc, self.reg, self.reg_scale)
+        wx, wy = inv_sqrt(cxx), inv_sqrt(ridge_cov(yc, self.reg, self.reg_scale))
         u, corr, vt = np.linalg.svd(wx @ (xc.T @ yc / len(xc)) @ wy)
         scale = corr[: self.num_bits] ** self.corr_power  # (K,)
         proj_x = wx @ u[:, : self.num_bits] * scale  # (Di, K)
@@ -95,16 +118,24 @@ class CVH(_LinearCrossModal):
 
         [[C_xx, -C_xy], [-C_yx, C_yy]] a = lambda [[C_xx, 0], [0, C_yy]] a,
 
-    with ``C_mm`` ridge-regularised by ``reg`` times the mean variance. This special case is
-    CCA-like (lambda = 1 - canonical correlation); unlike CCA-ITQ there is no rotation.
+    with ``C_mm`` ridge-regularised. This special case is CCA-like (lambda = 1 - canonical
+    correlation); unlike CCA-ITQ there is no rotation.
+
+    The paper has no ridge and the authors published no code. A ridge is needed here (the
+    Multiple Features text covariance is singular); ``reg = 1`` times the mean variance was
+    picked on a Multiple Features validation split (see ``docs/methods.md`` for a small one).
 
     Args (beyond the base):
-        reg: relative ridge on both covariances.
+        reg: ridge on both covariances (1.0).
+        reg_scale: ``"relative"`` (times the mean variance) or ``"absolute"`` (``reg * I``).
     """
 
-    def __init__(self, num_bits: int, seed: int = 0, *, reg: float = 1.0) -> None:
+    def __init__(
+        self, num_bits: int, seed: int = 0, *, reg: float = 1.0, reg_scale: str = "relative"
+    ) -> None:
         super().__init__(num_bits, seed)
         self.reg = reg
+        self.reg_scale = reg_scale
 
     def _fit(
         self,
@@ -116,7 +147,7 @@ class CVH(_LinearCrossModal):
         di, dt = x_image.shape[1], x_text.shape[1]
         check_num_bits(self.num_bits, min(di, dt, len(x_image)), "needs <= min(Di, Dt, N)")
         xc, yc = self._center(x_image, x_text)
-        cxx, cyy = ridge_cov(xc, self.reg), ridge_cov(yc, self.reg)
+        cxx, cyy = ridge_cov(xc, self.reg, self.reg_scale), ridge_cov(yc, self.reg, self.reg_scale)
         cxy = xc.T @ yc / len(xc)  # (Di, Dt)
         rhs = np.zeros((di + dt, di + dt))
         rhs[:di, :di], rhs[di:, di:] = cxx, cyy
@@ -124,10 +155,6 @@ class CVH(_LinearCrossModal):
         lhs[:di, di:], lhs[di:, :di] = -cxy, -cxy.T
         _, vecs = eigh(lhs, rhs, subset_by_index=[0, self.num_bits - 1])  # (Di + Dt, K)
         self.projections_ = {"image": vecs[:di], "text": vecs[di:]}
-
-
-#: How SCM-seq's ridge is added to the covariances.
-REG_SCALES = ("absolute", "relative")
 
 
 class SCMSeq(_LinearCrossModal):
@@ -208,14 +235,20 @@ class CMFH(_LinearCrossModal):
         + ||P_y||^2 + ||V||^2)
 
     by alternating the closed-form ridge updates of U_x, U_y, P_x, P_y and V (``n_iter`` rounds,
-    V initialised Gaussian). Codes of either modality are ``(x - mean) @ P_m``. The paper's
-    mu = 100 suits its feature scaling; mu = 1 was better on a Multiple Features validation split.
+    V initialised Gaussian). Codes of either modality are ``(x - mean) @ P_m``.
+
+    Defaults are the paper's and its code's (``lam = 0.5``, ``mu = 100``, ``gamma = 0.01``).
+    The updates are the exact minimisers of the objective above, as derived in the paper; the
+    authors' ``solveCMFH.m`` uses ``gamma`` where these use ``gamma / lam``,
+    ``gamma / (1 - lam)`` and ``gamma / mu``, starts from uniform noise and stops when the
+    objective falls by less than 0.01. ``mu = 1``, this project's earlier default, scored
+    higher on Multiple Features (see ``docs/methods.md``).
 
     Args (beyond the base):
-        lam: weight of the image reconstruction (text gets 1 - lam).
-        mu: weight of the modality-to-latent projection terms.
-        gamma: ridge weight.
-        n_iter: alternating rounds.
+        lam: weight of the image reconstruction (text gets 1 - lam) (0.5).
+        mu: weight of the modality-to-latent projection terms (100).
+        gamma: ridge weight (0.01).
+        n_iter: alternating rounds (50).
     """
 
     def __init__(
@@ -224,7 +257,7 @@ class CMFH(_LinearCrossModal):
         seed: int = 0,
         *,
         lam: float = 0.5,
-        mu: float = 1.0,
+        mu: float = 100.0,
         gamma: float = 1e-2,
         n_iter: int = 50,
     ) -> None:

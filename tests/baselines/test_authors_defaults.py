@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hashrepro.baselines import SDH, SCMSeq
+from hashrepro.baselines import CCAITQ, CMFH, SDH, SCMSeq
 from hashrepro.baselines.single import discrete_ccd
 
 
@@ -97,3 +97,18 @@ def test_scm_absolute_ridge_is_added_to_the_unnormalised_covariance() -> None:
 def test_scm_bad_reg_scale() -> None:
     with pytest.raises(ValueError, match="reg_scale must be one of"):
         SCMSeq(4, reg_scale="log").fit(np.ones((10, 3)), np.ones((10, 3)), np.arange(10) % 2)
+
+
+def test_cca_itq_and_cmfh_defaults_are_the_authors() -> None:
+    # Gong's cca.m: reg = 0.0001 on both covariances, projections times the correlations;
+    # ITQ: 50 iterations. CMFH (paper and solveCMFH.m): lambda 0.5, mu 100, gamma 0.01.
+    assert CCAITQ(16).get_params() == {
+        "num_bits": 16,
+        "seed": 0,
+        "reg": 1e-4,
+        "reg_scale": "absolute",
+        "corr_power": 1.0,
+        "n_iter": 50,
+    }
+    params = CMFH(16).get_params()
+    assert (params["lam"], params["mu"], params["gamma"]) == (0.5, 100.0, 1e-2)

@@ -115,10 +115,12 @@ def test_beat_random_projections(name: str, data) -> None:
 
 
 def test_scm_beats_unsupervised_under_label_irrelevant_correlation() -> None:
-    data = make_data(nuisance_sd=3.0)  # strongest cross-view correlation carries no label
-    scm = model_map(SCMSeq(BITS), data)
+    # the two most correlated cross-view directions carry no label: with 2 bits the unsupervised
+    # methods hash exactly those (near chance, 0.2), SCM follows the labels
+    data = make_data(nuisance_sd=3.0)
+    scm = model_map(SCMSeq(2), data)
     for cls in (CCAITQ, CVH, CMFH):
-        assert scm > model_map(cls(BITS), data) + 0.2
+        assert scm > model_map(cls(2), data) + 0.3
 
 
 def test_scm_never_forms_n_by_n(data) -> None:
