@@ -100,13 +100,14 @@ def test_scm_bad_reg_scale() -> None:
 
 
 def test_cca_itq_and_cmfh_defaults_are_the_authors() -> None:
-    # Gong's cca.m: reg = 0.0001 on both covariances, projections times the correlations;
-    # ITQ: 50 iterations. CMFH (paper and solveCMFH.m): lambda 0.5, mu 100, gamma 0.01.
+    # Gong's cca.m: projections times the correlations, the ridge set by validation (10 x the
+    # mean variance on Multiple Features); ITQ: 50 iterations. CMFH (paper and solveCMFH.m):
+    # lambda 0.5, mu 100, gamma 0.01.
     assert CCAITQ(16).get_params() == {
         "num_bits": 16,
         "seed": 0,
-        "reg": 1e-4,
-        "reg_scale": "absolute",
+        "reg": 10.0,
+        "reg_scale": "relative",
         "corr_power": 1.0,
         "n_iter": 50,
     }

@@ -89,6 +89,10 @@ class ReconstructHashing(HashingModule):
         feature_scale: inner-product factor of the feature likelihood.
         code_scale: inner-product factor of the code likelihood.
         normalize_targets: rescale reconstruction targets to unit RMS.
+        normalization: ``"mean"`` (ours: every term a mean; with weights 1 and 1 DCMH's loss
+            with gamma = N / K and eta = 1 / K) or ``"sum"`` (DCMH's own form, where its
+            authors' gamma = eta = 1 apply; the DCMH configs use it). See
+            :class:`~hashrepro.models.reconstruct.loss.ReconstructHashingLoss`.
         variant: tag of the configuration (``proposed``, ``no-recon``, ``dcmh``, ...).
         optimizer: optimizer factory, applied to each side's parameters.
         scheduler: optional LR scheduler factory, one per optimizer, stepped every epoch.
@@ -114,6 +118,7 @@ class ReconstructHashing(HashingModule):
         feature_scale: float = 0.5,
         code_scale: float = 0.5,
         normalize_targets: bool = True,
+        normalization: str = "mean",
         variant: str = "proposed",
         optimizer: OptimizerCallable = default_optimizer,
         scheduler: LRSchedulerCallable | None = None,
@@ -132,6 +137,7 @@ class ReconstructHashing(HashingModule):
             feature_scale=feature_scale,
             code_scale=code_scale,
             normalize_targets=normalize_targets,
+            normalization=normalization,
         )
         self.net = TwoTowerHashNet(
             image_net,
