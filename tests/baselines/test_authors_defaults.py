@@ -112,4 +112,11 @@ def test_cca_itq_and_cmfh_defaults_are_the_authors() -> None:
         "n_iter": 50,
     }
     params = CMFH(16).get_params()
-    assert (params["lam"], params["mu"], params["gamma"]) == (0.5, 100.0, 1e-2)
+    assert (params["lam"], params["mu"], params["gamma"], params["tol"]) == (0.5, 100.0, 1e-2, 1e-2)
+
+
+def test_cmfh_stops_by_the_authors_rule_or_the_cap() -> None:
+    rng = np.random.default_rng(0)
+    xi, xt = rng.standard_normal((60, 5)), rng.standard_normal((60, 4))
+    assert CMFH(4, mu=1.0).fit(xi, xt).n_iter_ < 1000
+    assert CMFH(4, mu=1.0, tol=0.0, n_iter=30).fit(xi, xt).n_iter_ == 30
