@@ -114,3 +114,16 @@ def test_dpsh_zero_rows_of_the_authors_memory_scale_the_likelihood_by_seen_over_
     g_full = torch.autograd.grad(full, u)[0]
     g_seen = torch.autograd.grad(seen, u)[0]
     torch.testing.assert_close(g_full, 4 / 6 * g_seen)
+
+
+def test_dpsh_num_rows_is_the_authors_memory_of_zero_rows() -> None:
+    u = F_LIVE.clone().requires_grad_(True)
+    zeros, no_labels = torch.zeros(2, 3), torch.zeros(2, 2)
+    authors, _ = DPSHLoss(eta=0.3)(
+        u, LABELS, torch.cat([G_MEM, zeros]), torch.cat([MEM_LABELS, no_labels])
+    )
+    ours, terms = DPSHLoss(eta=0.3)(u, LABELS, G_MEM, MEM_LABELS, num_rows=6)
+    assert float(ours.detach()) == pytest.approx(float(authors.detach()), rel=1e-6)
+    torch.testing.assert_close(torch.autograd.grad(ours, u)[0], torch.autograd.grad(authors, u)[0])
+    with pytest.raises(ValueError, match="num_train=3 but 4 training items were seen"):
+        DPSHLoss()(u, LABELS, G_MEM, MEM_LABELS, num_rows=3)
