@@ -57,7 +57,8 @@ class ReconstructHashing(HashingModule):
 
     Every term has a weight and 0 switches it off, so the baselines are configurations:
     ``no-recon`` (reconstruction 0), ``no-feature-relation`` (feature relation 0) and ``dcmh``
-    (both 0, ``hash_hidden: null``, codes straight from a linear layer as DCMH).
+    (both 0, ``hash_hidden: null``, codes straight from a linear layer as DCMH; its configs also
+    set DCMH's own ``normalization="sum"`` with gamma = eta = 1 and its authors' SGD).
 
     Training (all variants, so the ablations differ only in weights): DCMH's memory of F, G and
     B for every item, indexed by the dataset ``index`` (``num_items`` = dataset size, e.g.
