@@ -161,12 +161,16 @@ class HashreproCLI(LightningCLI):
         """Add the always-on callbacks, the test-after-fit switch and the links.
 
         Links: the data's ``num_classes``, ``num_items`` and ``multilabel`` go to the model's
-        arguments of those names once the DataModule exists (it loads its labels for them), and
+        arguments of those names once the DataModule exists (it loads its labels for them), the
+        size of its training split to ``num_train`` (DPSH's memory of N rows), and
         ``trainer.max_epochs`` becomes the cosine schedule's ``T_max``, so neither is typed in
         YAML and ``--trainer.max_epochs`` also sets the schedule's length.
         """
         for name in DATA_LINKS:
             parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
+        parser.link_arguments(
+            "data.train_size", "model.init_args.num_train", apply_on="instantiate"
+        )
         parser.link_arguments(
             "trainer.max_epochs",
             "model.init_args.scheduler.init_args.T_max",

@@ -219,6 +219,11 @@ class RetrievalDataModule(pl.LightningDataModule):
         return len(self.data.labels)
 
     @property
+    def train_size(self) -> int:
+        """Number of training items of the drawn split (linked to DPSH's ``num_train``)."""
+        return len(self.split["train"])
+
+    @property
     def multilabel(self) -> bool:
         """Whether some item carries other than exactly one label (linked likewise)."""
         return is_multilabel(self.data.labels)

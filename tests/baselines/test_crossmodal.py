@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from hashrepro.baselines import CCAITQ, CMFH, CROSSMODAL_BASELINES, CVH, SCMSeq
 from hashrepro.models.common import sign
@@ -115,10 +116,12 @@ def test_beat_random_projections(name: str, data) -> None:
 
 
 def test_scm_beats_unsupervised_under_label_irrelevant_correlation() -> None:
-    data = make_data(nuisance_sd=3.0)  # strongest cross-view correlation carries no label
-    scm = model_map(SCMSeq(BITS), data)
+    # the two most correlated cross-view directions carry no label: with 2 bits the unsupervised
+    # methods hash exactly those (near chance, 0.2), SCM follows the labels
+    data = make_data(nuisance_sd=3.0)
+    scm = model_map(SCMSeq(2), data)
     for cls in (CCAITQ, CVH, CMFH):
-        assert scm > model_map(cls(BITS), data) + 0.2
+        assert scm > model_map(cls(2), data) + 0.3
 
 
 def test_scm_never_forms_n_by_n(data) -> None:
@@ -134,7 +137,7 @@ def test_scm_never_forms_n_by_n(data) -> None:
 @pytest.mark.parametrize(
     ("build", "args", "match"),
     [
-        (lambda: CVH(0), None, "num_bits"),
+        (lambda: CVH(0), (np.ones((10, 3)), np.ones((10, 3))), "num_bits"),
         (lambda: CVH(4), (np.ones((10, 3)), np.ones((9, 3))), "rows"),
         (lambda: CVH(4), (np.ones(10), np.ones((10, 3))), "2-D"),
         (lambda: CVH(21), (np.ones((50, 20)), np.ones((50, 30))), "num_bits=21 exceeds 20"),
@@ -151,7 +154,7 @@ def test_bad_inputs_raise(build, args, match: str) -> None:
 
 
 def test_encode_checks_modality_dims_and_fit_state(data) -> None:
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         CVH(4).encode(data["query"][0], "image")
     model = CVH(4).fit(*data["train"])
     with pytest.raises(ValueError, match="modality"):

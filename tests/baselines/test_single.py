@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from hashrepro.baselines import ITQ, KSH, LSH, SDH, SH, SINGLE_BASELINES
 from hashrepro.baselines.base import pca_basis
@@ -131,15 +132,17 @@ def test_mean_average_precision_helper() -> None:
 @pytest.mark.parametrize(
     ("build", "args", "match"),
     [
-        (lambda: LSH(0), None, "num_bits"),
-        (lambda: LSH(2.5), None, "num_bits"),
+        (lambda: LSH(0), (np.ones((5, 3)),), "num_bits"),
+        (lambda: LSH(2.5), (np.ones((5, 3)),), "num_bits"),
+        (lambda: LSH(4, seed=0.5), (np.ones((5, 3)),), "seed"),
+        (lambda: LSH(4), (np.ones((5, 3)) * 1j,), "complex"),
         (lambda: LSH(4), (np.zeros(10),), "2-D"),
         (lambda: LSH(4), (np.full((5, 3), np.nan),), "NaN"),
         (lambda: ITQ(33), (np.ones((50, 32)),), "num_bits=33 exceeds 32"),
         (lambda: KSH(4), (np.ones((50, 3)),), "labels"),
         (lambda: SDH(4), (np.ones((50, 3)),), "labels"),
         (lambda: SDH(4), (np.ones((50, 3)), np.ones((49, 2))), "labels must be"),
-        (lambda: SDH(4), (np.ones((50, 3)), np.ones(50)), "labels must be"),
+        (lambda: SDH(4), (np.ones((50, 3)), np.ones(50)), "class ids, which must be integers"),
     ],
 )
 def test_bad_inputs_raise(build, args, match: str) -> None:
@@ -149,7 +152,7 @@ def test_bad_inputs_raise(build, args, match: str) -> None:
 
 
 def test_encode_checks_dims_and_fit_state(data) -> None:
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         LSH(4).encode(data["query"][0])
     model = LSH(4).fit(data["train"][0])
     with pytest.raises(ValueError, match="31 features but the model was fit on 32"):

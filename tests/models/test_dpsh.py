@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hashrepro.cli import main
+from hashrepro.cli import main, make_cli
 from hashrepro.models import DPSH
 from hashrepro.models.dpsh import DPSHLoss, DPSHNet
 
@@ -158,3 +159,30 @@ def test_config_parses_for_mnist5k(repo: Path, capsys: pytest.CaptureFixture) ->
     out = capsys.readouterr().out
     assert "class_path: hashrepro.models.DPSH" in out
     assert "class_path: hashrepro.data.MNIST5k" in out
+
+
+def test_num_train_averages_the_first_epoch_over_n_rows() -> None:
+    torch.manual_seed(0)
+    batch = {
+        "image": torch.randn(4, 1, 2, 2),
+        "label": one_hot([0, 1, 2, 0]),
+        "index": torch.arange(4),
+    }
+    torch.manual_seed(1)
+    ours = DPSH(Flat(4), num_bits=6, num_items=4, eta=0.0)
+    torch.manual_seed(1)
+    authors = DPSH(Flat(4), num_bits=6, num_items=4, eta=0.0, num_train=10)
+    seen_mean = float(ours.compute_loss(batch)[0])
+    over_n = float(authors.compute_loss(batch)[0])  # 4 seen of 10: 6 rows of log 2
+    assert over_n == pytest.approx((4 * seen_mean + 6 * math.log(2)) / 10, rel=1e-5)
+    with pytest.warns(UserWarning, match="num_train=10 but the first epoch saw 4"):
+        authors.on_train_epoch_end()
+    with pytest.raises(ValueError, match="num_train must be a positive int"):
+        DPSH(Flat(4), num_bits=6, num_items=4, num_train=0)
+
+
+def test_num_train_is_linked_from_the_training_split(repo, in_tmp) -> None:
+    cli = make_cli(
+        ["--config", str(repo / "experiments/dpsh_mnist5k.yaml"), "--data", "Digits"], run=False
+    )
+    assert cli.model.num_train == len(cli.datamodule.split["train"]) == 500

@@ -132,6 +132,34 @@ def test_mirflickr_config_end_to_end(repo: Path, in_tmp: Path) -> None:
         assert 0.0 < float(metrics[key]) <= 1.0, key
 
 
+@pytest.mark.parametrize(
+    ("main_config", "override"),
+    [(MAIN, "experiments/cmh_mfeat_dcmh.yaml"), (MIRFLICKR, "experiments/cmh_mirflickr_dcmh.yaml")],
+)
+def test_dcmh_configs_use_dcmh_weighting_and_optimiser(
+    main_config: str, override: str, repo: Path, in_tmp: Path
+) -> None:
+    """DCMH's configs: the sum form with gamma = eta = 1, SGD at 10^-1.5, the authors' decay."""
+    args = ["--config", str(repo / main_config), "--config", str(repo / override)]
+    if main_config == MIRFLICKR:
+        root = in_tmp / "mirflickr"
+        root.mkdir()
+        write_mirflickr(root, 48, np.random.default_rng(0))
+        weights = in_tmp / "imagenet-vgg-f.mat"
+        fake_vgg_f(weights, "meta", np.random.default_rng(1))
+        args += ["--data.init_args.root", str(root)]
+        args += ["--model.init_args.image_net.init_args.weights", str(weights), *MIRFLICKR_SMALL]
+    cli = make_cli([*args, "--trainer.logger", "false"], run=False)
+    criterion = cli.model.criterion
+    assert criterion.normalization == "sum"
+    assert (criterion.weights["quantization"], criterion.weights["balance"]) == (1.0, 1.0)
+    optimizers, schedulers = cli.model.configure_optimizers()
+    assert all(type(opt) is torch.optim.SGD for opt in optimizers)
+    assert optimizers[0].defaults["lr"] == 0.0316 and optimizers[0].defaults["weight_decay"] == 5e-4
+    assert all(type(s) is torch.optim.lr_scheduler.ExponentialLR for s in schedulers)
+    assert schedulers[0].gamma == pytest.approx(10 ** (-1.5 / 499), abs=1e-4)
+
+
 def test_mirflickr_config_without_files(in_tmp: Path, repo: Path) -> None:
     """Without the files the paper config stops at once, naming the data and weight files."""
     args = ["fit", "--config", str(repo / MIRFLICKR), "--data.init_args.root", "nowhere"]

@@ -5,9 +5,15 @@ Notation (DCMH, Jiang & Li, CVPR 2017): ``F`` image codes, ``G`` text codes, bot
 ``B = sign(F + G)`` the shared binary codes.
 
 The likelihood, quantization and balance terms are the shared ones of
-:mod:`hashrepro.models.common` (normalised there: means, not DCMH's sums). The weights of the
-terms live in :class:`ReconstructHashingLoss`; a weight of 0 switches a term off (it is not
-even computed).
+:mod:`hashrepro.models.common`. Normalisation: by default (``normalization="mean"``, ours) the
+likelihood is a mean over pairs, the quantization a mean over code elements, and the balance
+term is DCMH's ``||F^T 1||^2`` divided by ``N * B * K`` (all rows, live rows, bits) so that it
+gives each live code element a gradient of the same order as the quantization term does. With
+weights 1 and 1 this is DCMH's loss with ``gamma = N / K`` and ``eta = 1 / K``.
+``normalization="sum"`` is DCMH's own form (Jiang & Li's code): every term summed and the
+side's total divided by ``N * B``, where ``gamma = eta = 1`` are the authors' weights. The
+weights of the terms live in :class:`ReconstructHashingLoss`; a weight of 0 switches a term off
+(it is not even computed).
 """
 
 from __future__ import annotations
@@ -99,10 +105,17 @@ class ReconstructHashingLoss(nn.Module):
         feature_scale: inner-product factor of the feature likelihood.
         code_scale: inner-product factor of the code likelihood (1/2 in DCMH).
         normalize_targets: see :class:`ReconstructionLoss`.
+        normalization: ``"mean"`` (ours, see the module docstring) or ``"sum"``: DCMH's form,
+            ``(sum_ij nll_ij + gamma sum ||B - F||^2 + eta ||F^T 1||^2) / (N B)`` for N rows of
+            the other modality's memory and B live rows, i.e. the mean-form likelihood, the
+            quantization times ``K / N`` and the balance times ``K * rows / N``. The terms
+            returned (and logged) are then these scaled values. The feature-relation and
+            reconstruction terms are not DCMH's and stay means.
 
     """
 
     TERMS = ("feature_relation", "likelihood", "quantization", "balance", "reconstruction")
+    NORMALIZATIONS = ("mean", "sum")
 
     def __init__(
         self,
@@ -114,8 +127,14 @@ class ReconstructHashingLoss(nn.Module):
         feature_scale: float = 0.5,
         code_scale: float = 0.5,
         normalize_targets: bool = True,
+        normalization: str = "mean",
     ) -> None:
         super().__init__()
+        if normalization not in self.NORMALIZATIONS:
+            raise ValueError(
+                f"normalization must be one of {self.NORMALIZATIONS}, got {normalization!r}"
+            )
+        self.normalization = normalization
         weights = {
             "feature_relation": feature_weight,
             "likelihood": code_weight,
@@ -167,6 +186,13 @@ class ReconstructHashingLoss(nn.Module):
                 (self.reconstruction(p, t) for p, t in side.reconstructions.values()),
                 start=side.codes.new_zeros(()),
             )
+        if self.normalization == "sum":
+            n_other, bits = side.other_codes.shape[0], side.codes.shape[1]
+            rows = side.codes.shape[0] if side.memory_codes is None else len(side.memory_codes)
+            if "quantization" in terms:
+                terms["quantization"] = terms["quantization"] * (bits / n_other)
+            if "balance" in terms:
+                terms["balance"] = terms["balance"] * (bits * rows / n_other)
         total = side.codes.new_zeros(())
         for name, value in terms.items():
             total = total + self.weights[name] * value

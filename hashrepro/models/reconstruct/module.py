@@ -53,7 +53,8 @@ class ReconstructHashing(HashingModule):
 
     Every term has a weight and 0 switches it off, so the baselines are configurations:
     ``no-recon`` (reconstruction 0), ``no-feature-relation`` (feature relation 0) and ``dcmh``
-    (both 0, ``hash_hidden: null``, codes straight from a linear layer as DCMH).
+    (both 0, ``hash_hidden: null``, codes straight from a linear layer as DCMH; its configs also
+    set DCMH's own ``normalization="sum"`` with gamma = eta = 1 and its authors' SGD).
 
     Training (all variants, so the ablations differ only in weights): DCMH's memory of F, G and
     B for every item, indexed by the dataset ``index`` (``num_items`` = dataset size, linked
@@ -87,6 +88,10 @@ class ReconstructHashing(HashingModule):
         feature_scale: inner-product factor of the feature likelihood.
         code_scale: inner-product factor of the code likelihood.
         normalize_targets: rescale reconstruction targets to unit RMS.
+        normalization: ``"mean"`` (ours: every term a mean; with weights 1 and 1 DCMH's loss
+            with gamma = N / K and eta = 1 / K) or ``"sum"`` (DCMH's own form, where its
+            authors' gamma = eta = 1 apply; the DCMH configs use it). See
+            :class:`~hashrepro.models.reconstruct.loss.ReconstructHashingLoss`.
         variant: tag of the configuration (``proposed``, ``no-recon``, ``dcmh``, ...).
         optimizer: optimizer factory, applied to each side's parameters.
         scheduler: optional LR scheduler factory, one per optimizer, stepped every epoch.
@@ -112,6 +117,7 @@ class ReconstructHashing(HashingModule):
         feature_scale: float = 0.5,
         code_scale: float = 0.5,
         normalize_targets: bool = True,
+        normalization: str = "mean",
         variant: str = "proposed",
         optimizer: OptimizerCallable = default_optimizer,
         scheduler: LRSchedulerCallable | None = None,
@@ -130,6 +136,7 @@ class ReconstructHashing(HashingModule):
             feature_scale=feature_scale,
             code_scale=code_scale,
             normalize_targets=normalize_targets,
+            normalization=normalization,
         )
         self.net = TwoTowerHashNet(
             image_net,
