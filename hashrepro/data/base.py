@@ -170,6 +170,10 @@ class RetrievalDataModule(pl.LightningDataModule):
         num_workers: DataLoader workers.
         split_dir: where split files live; ``None`` keeps splits in memory only.
         download: let datasets that can download themselves do so (needs internet).
+        features: modality -> frozen encoder (``{class_path, init_args}``, e.g.
+            ``EfficientNetLite0``): serve that modality as the encoder's features, computed
+            once and cached on disk (see :mod:`hashrepro.data.features`). The split is unchanged.
+        feature_dir: folder of the feature cache.
 
     """
 
@@ -192,6 +196,8 @@ class RetrievalDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         split_dir: str | None = "splits",
         download: bool = False,
+        features: dict[str, dict[str, Any]] | None = None,
+        feature_dir: str = "data/features",
     ) -> None:
         super().__init__()
         if sampling not in ("per_class", "random"):
@@ -211,6 +217,8 @@ class RetrievalDataModule(pl.LightningDataModule):
         self.num_workers = num_workers
         self.split_dir = Path(split_dir) if split_dir is not None else None
         self.download = download
+        self.features = dict(features or {})
+        self.feature_dir = feature_dir
         self._data: RetrievalData | None = None
         self._split: dict[str, np.ndarray] | None = None
 
@@ -233,7 +241,12 @@ class RetrievalDataModule(pl.LightningDataModule):
     def data(self) -> RetrievalData:
         """The loaded dataset (loaded on first access)."""
         if self._data is None:
-            self._data = self.load()
+            data = self.load()
+            if self.features:  # the hook: modalities served as cached encoder features
+                from hashrepro.data.features import encode_sources
+
+                data = encode_sources(self, data)
+            self._data = data
         return self._data
 
     @property
@@ -370,10 +383,14 @@ class RetrievalDataModule(pl.LightningDataModule):
         """Load the data and draw (or reuse) the split."""
         _ = self.split
 
+    def item_transforms(self, stage: Literal["train", "eval"]) -> dict[str, Callable[[Any], Any]]:
+        """:meth:`transforms` minus the modalities served as encoder ``features``."""
+        return {m: t for m, t in self.transforms(stage).items() if m not in self.features}
+
     def dataset(self, split: str) -> RetrievalDataset:
         """The dataset of one split (``train`` uses the training transforms)."""
         stage = "train" if split == "train" else "eval"
-        return RetrievalDataset(self.data, self.split[split], self.transforms(stage))
+        return RetrievalDataset(self.data, self.split[split], self.item_transforms(stage))
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         bs = self.batch_size if split == "train" else self.eval_batch_size

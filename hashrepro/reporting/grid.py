@@ -61,6 +61,8 @@ class Method:
     args: list[str] = field(default_factory=list)  # deep: extra CLI arguments
     cls: str = ""  # classic: class name in hashrepro.baselines (or a dotted path)
     kwargs: dict[str, Any] = field(default_factory=dict)  # classic: constructor arguments
+    # classic: modality -> frozen encoder spec; fit on its cached features instead of raw inputs
+    features: dict[str, Any] = field(default_factory=dict)
 
     @property
     def slug(self) -> str:
@@ -140,6 +142,8 @@ class Cell:
         else:
             spec["class"] = self.method.cls
             spec["kwargs"] = self.method.kwargs
+            if self.method.features:  # absent for raw inputs: older cells keep their prints
+                spec["features"] = self.method.features
             spec["classic_init_args"] = self.dataset.classic_init_args
         blob = json.dumps(spec, sort_keys=True, default=str).encode()
         return hashlib.sha1(blob).hexdigest()[:16]
@@ -228,6 +232,7 @@ def _methods(raw: dict[str, Any], where: str) -> list[Method]:
                 kind="classic",
                 cls=str(m["class"]),
                 kwargs=dict(m.get("kwargs") or {}),
+                features=dict(m.get("features") or {}),
             )
         )
     slugs = [m.slug for m in out]

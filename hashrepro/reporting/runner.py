@@ -114,7 +114,8 @@ def _load_key(dm: Any) -> tuple:
             if not k.startswith("_") and k not in skip and isinstance(v, simple)
         )
     )
-    return (type(dm).__module__, type(dm).__qualname__, extra)
+    features = json.dumps(getattr(dm, "features", None) or {}, sort_keys=True)
+    return (type(dm).__module__, type(dm).__qualname__, extra, features)
 
 
 @contextmanager
@@ -261,7 +262,7 @@ def raw_features(dm: Any, key: tuple) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for role in ("train", "query", "database"):
         ds = dm.dataset(role)
-        ds.transforms = dm.transforms("eval")  # no augmentation for the classic features
+        ds.transforms = dm.item_transforms("eval")  # no augmentation for the classic features
         parts: dict[str, list[np.ndarray]] = {}
         for batch in DataLoader(ds, batch_size=512, shuffle=False):
             for mod in dm.modalities:
@@ -278,8 +279,11 @@ def run_classic_cell(cell: Cell, grid: Grid, opts: RunOptions) -> dict[str, Any]
     from hashrepro.baselines import CrossModalBaseline
 
     spec = cell.dataset
-    dm = make_datamodule(spec, cell.seed, opts.out / "splits", **spec.classic_init_args)
-    key = (spec.name, json.dumps(spec.data, sort_keys=True), cell.seed)
+    features = {"features": cell.method.features} if cell.method.features else {}
+    dm = make_datamodule(
+        spec, cell.seed, opts.out / "splits", **spec.classic_init_args, **features
+    )
+    key = (spec.name, json.dumps([spec.data, features], sort_keys=True), cell.seed)
     feats = raw_features(dm, key)
     cls = import_object(cell.method.cls, "hashrepro.baselines")
     model = cls(cell.bits, seed=cell.seed, **cell.method.kwargs)
@@ -306,7 +310,8 @@ def run_classic_cell(cell: Cell, grid: Grid, opts: RunOptions) -> dict[str, Any]
             name=cell.cell_id,
             tags=[cell.paper.key, spec.name, cell.method.slug, "classic", f"{cell.bits}bits"],
             config={"method": cell.method.name, "class": cell.method.cls,
-                    "kwargs": cell.method.kwargs, "bits": cell.bits, "seed": cell.seed,
+                    "kwargs": cell.method.kwargs, "features": cell.method.features,
+                    "bits": cell.bits, "seed": cell.seed,
                     "dataset": spec.name},
             summary=flat_summary(metrics),
         )  # fmt: skip
