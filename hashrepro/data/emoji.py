@@ -139,8 +139,13 @@ def render(sequences: Sequence[str], font_path: Path, size: int) -> np.ndarray:
     for i, seq in enumerate(tqdm(sequences, desc="rendering emoji", leave=False)):
         canvas = Image.new("RGB", (CANVAS, CANVAS), "white")
         ImageDraw.Draw(canvas).text(
-            (CANVAS // 2, CANVAS // 2), seq, font=font, embedded_color=True, anchor="mm"
-        )
+            (CANVAS // 2, CANVAS // 2),
+            seq,
+            fill="black",
+            font=font,
+            embedded_color=True,
+            anchor="mm",
+        )  # fill: the colour of glyph layers without their own (Pillow's default is white)
         out[i] = np.asarray(canvas.resize((size, size), Image.Resampling.LANCZOS))
     return out
 
@@ -250,7 +255,7 @@ class Emoji(RetrievalDataModule):
         digest = hashlib.sha1()
         digest.update(font.read_bytes())
         digest.update("\n".join(sequences).encode())
-        digest.update(f"{self.image_size} {CANVAS} {FONT_SIZE}".encode())
+        digest.update(f"{self.image_size} {CANVAS} {FONT_SIZE} black".encode())
         if self.root is None:
             return render(sequences, font, self.image_size)
         path = self.root / f"emoji_{self.image_size}px_{digest.hexdigest()[:12]}.npy"
@@ -331,8 +336,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--labels", choices=("group", "subgroup"), default="group")
     parser.add_argument("--seed", type=int, default=0, help="which items the preview shows")
+    parser.add_argument("--unicode-dir", default=UNICODE_DIR, help="Unicode/CLDR files folder")
     args = parser.parse_args(argv)
-    dm = Emoji(root=args.root, image_size=args.image_size, labels=args.labels, split_dir=None)
+    dm = Emoji(
+        root=args.root,
+        image_size=args.image_size,
+        labels=args.labels,
+        unicode_dir=args.unicode_dir,
+        split_dir=None,
+    )
     print(dm.summary())
     if args.preview is not None:
         preview(dm, args.preview, args.count, args.seed)
