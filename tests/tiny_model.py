@@ -36,3 +36,15 @@ class TinyHasher(HashingModule):
         loss = sum(nn.functional.cross_entropy(self.head(c), target) for c in codes.values())
         self.log("train/loss", loss)
         return loss
+
+
+class TinyEncoder(nn.Module):
+    """A frozen-encoder stand-in for the feature cache tests: a seeded random projection."""
+
+    def __init__(self, in_features: int = 64, out_features: int = 5, frozen: bool = True) -> None:
+        super().__init__()
+        self.out_features = out_features
+        self.proj = nn.Linear(in_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x.flatten(1))
