@@ -280,9 +280,7 @@ def run_classic_cell(cell: Cell, grid: Grid, opts: RunOptions) -> dict[str, Any]
 
     spec = cell.dataset
     features = {"features": cell.method.features} if cell.method.features else {}
-    dm = make_datamodule(
-        spec, cell.seed, opts.out / "splits", **spec.classic_init_args, **features
-    )
+    dm = make_datamodule(spec, cell.seed, opts.out / "splits", **spec.classic_init_args, **features)
     key = (spec.name, json.dumps([spec.data, features], sort_keys=True), cell.seed)
     feats = raw_features(dm, key)
     cls = import_object(cell.method.cls, "hashrepro.baselines")
