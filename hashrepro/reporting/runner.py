@@ -279,9 +279,8 @@ def run_classic_cell(cell: Cell, grid: Grid, opts: RunOptions) -> dict[str, Any]
     from hashrepro.baselines import CrossModalBaseline
 
     spec = cell.dataset
-    features = {"features": cell.method.features} if cell.method.features else {}
-    dm = make_datamodule(spec, cell.seed, opts.out / "splits", **spec.classic_init_args, **features)
-    key = (spec.name, json.dumps([spec.data, features], sort_keys=True), cell.seed)
+    dm = make_datamodule(spec, cell.seed, opts.out / "splits", **spec.classic_init_args)
+    key = (spec.name, json.dumps(spec.data, sort_keys=True), cell.seed)
     feats = raw_features(dm, key)
     cls = import_object(cell.method.cls, "hashrepro.baselines")
     model = cls(cell.bits, seed=cell.seed, **cell.method.kwargs)
@@ -308,8 +307,7 @@ def run_classic_cell(cell: Cell, grid: Grid, opts: RunOptions) -> dict[str, Any]
             name=cell.cell_id,
             tags=[cell.paper.key, spec.name, cell.method.slug, "classic", f"{cell.bits}bits"],
             config={"method": cell.method.name, "class": cell.method.cls,
-                    "kwargs": cell.method.kwargs, "features": cell.method.features,
-                    "bits": cell.bits, "seed": cell.seed,
+                    "kwargs": cell.method.kwargs, "bits": cell.bits, "seed": cell.seed,
                     "dataset": spec.name},
             summary=flat_summary(metrics),
         )  # fmt: skip
