@@ -107,7 +107,7 @@ def read_cldr_keywords(paths: Sequence[Path]) -> dict[str, list[str]]:
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-case words of a text (letters and digits; ``flag: Spain`` -> flag, spain)."""
+    """Lower-case ASCII words of a text (``flag: Spain`` -> flag, spain; ``Åland`` -> land)."""
     return re.findall(r"[0-9a-z]+", text.lower())
 
 
