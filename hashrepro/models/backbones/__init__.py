@@ -5,7 +5,17 @@ YAML, e.g. ``class_path: hashrepro.models.backbones.SmallCNN``.
 """
 
 from hashrepro.models.backbones.cnnf import CNNF
+from hashrepro.models.backbones.efficientnet import EfficientNetLite0
 from hashrepro.models.backbones.image import SmallCNN, TorchvisionBackbone
+from hashrepro.models.backbones.sentence import MiniLM
 from hashrepro.models.backbones.text import TextMLP, TransformerTextEncoder
 
-__all__ = ["CNNF", "SmallCNN", "TextMLP", "TorchvisionBackbone", "TransformerTextEncoder"]
+__all__ = [
+    "CNNF",
+    "EfficientNetLite0",
+    "MiniLM",
+    "SmallCNN",
+    "TextMLP",
+    "TorchvisionBackbone",
+    "TransformerTextEncoder",
+]
