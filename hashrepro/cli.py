@@ -30,6 +30,7 @@ import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
+import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
@@ -462,25 +463,55 @@ def main(args: list[str] | None = None) -> Any:
     return None if from_shell else result
 
 
+def cli_kwargs(args: list[str] | None, run: bool = True) -> dict[str, Any]:
+    """The LightningCLI arguments of this command line (also used to resolve Table 2 cells)."""
+    return {
+        "model_class": HashingModule,
+        "datamodule_class": RetrievalDataModule,
+        "subclass_mode_model": True,
+        "subclass_mode_data": True,
+        "seed_everything_default": 0,
+        "parser_class": HashreproParser,
+        "trainer_defaults": {
+            "logger": {"class_path": WANDB_LOGGER, "init_args": {"project": "hashrepro"}},
+        },
+        "save_config_kwargs": {"overwrite": True},
+        "parser_kwargs": {"epilog": SEARCH_EPILOG},  # the main parser's help
+        "auto_configure_optimizers": False,
+        "args": args,
+        "run": run,
+    }
+
+
+_PARSER: Any = None
+
+
+def resolve_config(args: list[str]) -> dict[str, Any]:
+    """The full configuration ``hashrepro fit`` would run with ``args``, every default filled in.
+
+    Parses only: nothing is instantiated, no data is read (Table 2 fingerprints its cells so).
+    """
+    global _PARSER
+    quiet_third_party()
+    if _PARSER is None:
+
+        class _ParseOnly(HashreproCLI):
+            def before_instantiate_classes(self) -> None:
+                pass
+
+            def instantiate_classes(self) -> None:
+                pass
+
+        _PARSER = _ParseOnly(**cli_kwargs(args, run=False)).parser
+        _PARSER.exit_on_error = False  # raise (an ArgumentError), as a library call should
+    config = _PARSER.parse_args(args)
+    return yaml.safe_load(_PARSER.dump(config, skip_link_targets=False))
+
+
 def make_cli(args: list[str] | None, run: bool = True) -> HashreproCLI:
     """Build the LightningCLI and run its subcommand (``run=False``: build only, no subcommand)."""
     quiet_third_party()
-    return HashreproCLI(
-        HashingModule,
-        RetrievalDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        seed_everything_default=0,
-        parser_class=HashreproParser,
-        trainer_defaults={
-            "logger": {"class_path": WANDB_LOGGER, "init_args": {"project": "hashrepro"}},
-        },
-        save_config_kwargs={"overwrite": True},
-        parser_kwargs={"epilog": SEARCH_EPILOG},  # the main parser's help
-        auto_configure_optimizers=False,
-        args=args,
-        run=run,
-    )
+    return HashreproCLI(**cli_kwargs(args, run))
 
 
 if __name__ == "__main__":

@@ -56,8 +56,9 @@ def direction_report(
         ``ap`` (per-query AP over the whole database, for paired tests), ``pr_radius``
         (precision and recall of the Hamming ball of each radius 0..K), ``precision_at_k``
         (``k`` clamped to the database size, precision), ``precision_at_radius2`` and, with
-        ``show``, ``top``: the database positions of the 10 nearest items of the first ``show``
-        queries (ties in database order). ``ap`` reuses per-query APs already computed.
+        ``show``, ``shown`` (the positions of ``show`` queries spread over the query set) and
+        ``top``: the database positions of their 10 nearest items (ties in database order).
+        ``ap`` reuses per-query APs already computed.
 
     """
     args = (q_codes, db_codes, q_labels, db_labels)
@@ -71,10 +72,11 @@ def direction_report(
         "precision_at_k": {"k": ks, "precision": [float(p) for p in p_at_k]},
         "precision_at_radius2": float(precision[min(2, len(precision) - 1)]),
     }
-    if show:
-        dist = hamming_distance(pack_codes(q_codes[:show]), pack_codes(db_codes))  # (S, N)
-        order = torch.argsort(dist.long(), dim=1, stable=True)[:, :10]
-        out["top"] = order.tolist()
+    if show:  # queries spread over the query set (it is often sorted by class)
+        shown = np.unique(np.linspace(0, len(q_codes) - 1, show).round().astype(int))
+        dist = hamming_distance(pack_codes(q_codes[shown]), pack_codes(db_codes))  # (S, N)
+        out["shown"] = shown.tolist()
+        out["top"] = torch.argsort(dist.long(), dim=1, stable=True)[:, :10].tolist()
     return out
 
 
@@ -104,8 +106,9 @@ class RetrievalEvaluator(Callback):
 
     Args:
         topk: rank cut-off R of mAP@R; ``None`` ranks the whole retrieval set.
-        ties: ``index`` (stable, database order) or ``average`` (expected AP over tie orders):
-            the headline ``mAP`` and what checkpoints select on.
+        ties: ``average`` (default: the expected AP over random orders of tied items, He et
+            al. CVPR 2018) or ``index`` (stable, database order): the headline ``mAP`` and what
+            checkpoints select on. Both are logged either way.
         directions: restrict to these direction names; ``None`` takes the datamodule's.
         collapse_threshold: bit imbalance from which the codes count as collapsed.
         ks: cut-offs of the test report's precision@K.
@@ -116,7 +119,7 @@ class RetrievalEvaluator(Callback):
     def __init__(
         self,
         topk: int | None = None,
-        ties: Literal["index", "average"] = "index",
+        ties: Literal["index", "average"] = "average",
         directions: list[str] | None = None,
         collapse_threshold: float = 0.99,
         ks: list[int] | None = None,
@@ -171,7 +174,8 @@ class RetrievalEvaluator(Callback):
             if report:
                 whole = aps[self.ties] if self.topk is None else None
                 reports[name] = direction_report(*args, self.ks, self.ties, self.show, whole)
-                reports[name]["query_index"] = items["query/index"].tolist()[: self.show]
+                shown = reports[name].pop("shown", [])
+                reports[name]["query_index"] = [int(items["query/index"][i]) for i in shown]
                 reports[name]["database_index"] = [
                     [int(items["database/index"][j]) for j in row]
                     for row in reports[name].pop("top", [])

@@ -16,6 +16,7 @@ else is left), and they search the training set, so model selection never sees t
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +105,12 @@ def as_float_tensor(x: Any) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x), dtype=torch.float32)
 
 
+#: Datasets loaded in this process, by :meth:`RetrievalDataModule.cache_key` (a grid of runs in
+#: one worker process builds many DataModules of the same data); the oldest are dropped.
+_LOADED: dict[tuple, RetrievalData] = {}
+LOAD_CACHE_SIZE = 4
+
+
 class RetrievalDataModule(pl.LightningDataModule):
     """Base DataModule: seeded, saved retrieval protocol and dict batches for any modalities.
 
@@ -143,6 +150,9 @@ class RetrievalDataModule(pl.LightningDataModule):
     modalities: tuple[str, ...] = ("image",)
     protocol: str = "default"
     default_sizes: dict[str, int] = {"num_query": 100, "num_train": 500, "num_val": 50}
+    #: keep loaded data in this process for other DataModules of the same data (only for
+    #: classes whose ``load`` sets nothing on the instance besides what it returns)
+    cache_loads: bool = False
 
     def __init__(
         self,
@@ -211,6 +221,10 @@ class RetrievalDataModule(pl.LightningDataModule):
     def data(self) -> RetrievalData:
         """The loaded dataset (loaded on first access; downloaded first with ``download``)."""
         if self._data is None:
+            key = self.cache_key() if self.cache_loads else None
+            if key in _LOADED:
+                self._data = _LOADED[key]
+                return self._data
             if self.download:
                 self.prepare_data()  # before anything reads the files (the CLI's links do)
             data = self.load()
@@ -219,7 +233,31 @@ class RetrievalDataModule(pl.LightningDataModule):
 
                 data = encode_sources(self, data)
             self._data = data
+            if key is None:
+                return data
+            _LOADED[key] = data
+            while len(_LOADED) > LOAD_CACHE_SIZE:
+                _LOADED.pop(next(iter(_LOADED)))
         return self._data
+
+    def cache_key(self) -> tuple:
+        """What :meth:`load` depends on, for the in-process cache of ``cache_loads`` classes.
+
+        The class and every plain setting that is not the protocol's, a loader's or a location
+        of derived files; DataModules equal under it share one load.
+        """
+        skip = {
+            "num_query", "num_train", "num_val", "sampling", "train_in_database", "val_database",
+            "seed", "batch_size", "eval_batch_size", "num_workers", "split_dir", "download",
+            "predict_split", "database_order", "feature_dir", "prepare_data_per_node",
+        }  # fmt: skip
+        plain = (str, int, float, bool, type(None), Path, dict, list, tuple)
+        settings = sorted(
+            (k, repr(v))
+            for k, v in vars(self).items()
+            if not k.startswith("_") and k not in skip and isinstance(v, plain)
+        )
+        return (type(self).__module__, type(self).__qualname__, tuple(settings))
 
     @property
     def num_classes(self) -> int:
@@ -318,6 +356,20 @@ class RetrievalDataModule(pl.LightningDataModule):
         """:meth:`transforms` minus the modalities served as encoder ``features``."""
         return {m: t for m, t in self.transforms(stage).items() if m not in self.features}
 
+    def arrays(self, split: str) -> dict[str, np.ndarray]:
+        """Every item of ``split`` under the evaluation transforms, as flat arrays.
+
+        Returns:
+            ``{modality: (N, D) float32}`` (images flattened; encoder features as they are) and
+            ``"label"``: (N, C) float32, in the split's order. What classic baselines fit on.
+        """
+        dataset = RetrievalDataset(self.data, self.split[split], self.item_transforms("eval"))
+        parts: dict[str, list[np.ndarray]] = {}
+        for batch in DataLoader(dataset, batch_size=512, shuffle=False):
+            for m in (*self.modalities, "label"):
+                parts.setdefault(m, []).append(batch[m].flatten(1).numpy())
+        return {m: np.concatenate(v).astype(np.float32) for m, v in parts.items()}
+
     def dataset(self, split: str) -> RetrievalDataset:
         """The dataset of one split (``train`` uses the training transforms)."""
         stage = "train" if split == "train" else "eval"
@@ -353,3 +405,27 @@ class RetrievalDataModule(pl.LightningDataModule):
         """One line with the split sizes, for logs."""
         sizes = ", ".join(f"{k}={len(v)}" for k, v in self.split.items())
         return f"{self.name} ({self.protocol}, seed {self.seed}): {sizes}"
+
+
+def from_spec(spec: dict[str, Any], **overrides: Any) -> RetrievalDataModule:
+    """A DataModule from ``{"class_path", "init_args"}`` (short names: :mod:`hashrepro.data`)."""
+    module, _, name = str(spec["class_path"]).rpartition(".")
+    cls = getattr(importlib.import_module(module or "hashrepro.data"), name, None)
+    if cls is None:
+        raise ValueError(f"no DataModule {spec['class_path']!r} in {module or 'hashrepro.data'}")
+    return cls(**{**(spec.get("init_args") or {}), **overrides})
+
+
+def unreadable_datasets(specs: dict[str, dict[str, Any]]) -> list[str]:
+    """Load each named dataset spec once; one line per dataset with missing or corrupt files."""
+    from hashrepro.data.formats import DataFileError
+
+    problems = []
+    for name, spec in specs.items():
+        try:
+            _ = from_spec(spec, split_dir=None).data
+        except FileNotFoundError as err:
+            problems.append(f"- {name} (missing files): {err}")
+        except DataFileError as err:
+            problems.append(f"- {name} (corrupt or inconsistent file): {err}")
+    return problems

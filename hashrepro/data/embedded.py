@@ -34,6 +34,8 @@ class MNIST5k(RetrievalDataModule):
     items (200 per class) from the database, 500 validation queries from the rest of it.
     """
 
+    cache_loads = True
+
     name = "mnist5k"
     default_sizes = {"num_query": 1000, "num_train": 2000, "num_val": 500}
 
@@ -48,6 +50,8 @@ class MNIST5k(RetrievalDataModule):
 
 class Digits(RetrievalDataModule):
     """scikit-learn's 1,797 8x8 digits as 1x8x8 images in [0, 1], for the smallest tests."""
+
+    cache_loads = True
 
     name = "digits"
     default_sizes = {"num_query": 100, "num_train": 500, "num_val": 50}
@@ -66,6 +70,8 @@ class MultipleFeatures(RetrievalDataModule):
     other five views (Fourier, profile, Karhunen-Loeve, Zernike, morphological; 409 values)
     concatenated and standardised over the whole set (label-free). 2,000 items, 10 classes.
     """
+
+    cache_loads = True
 
     name = "mfeat"
     modalities = ("image", "text")

@@ -64,6 +64,8 @@ class FashionMNIST(RetrievalDataModule):
 
     """
 
+    cache_loads = True
+
     name = "fashion_mnist"
     classes = CLASSES
     protocol_sizes = {

@@ -69,6 +69,8 @@ class CIFAR10(RetrievalDataModule):
 
     """
 
+    cache_loads = True
+
     name = "cifar10"
     folder = "cifar-10-batches-py"
     files = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
@@ -145,6 +147,8 @@ class SVHN(RetrievalDataModule):
         **kwargs: :class:`RetrievalDataModule` arguments (``root``, ``num_query``, ``seed`` ...).
 
     """
+
+    cache_loads = True
 
     name = "svhn"
     default_sizes = {"num_query": 1000, "num_train": 5000, "num_val": 1000}

@@ -1,14 +1,4 @@
-"""Figures of the table (matplotlib Agg, PNG), one question per figure, per dataset/direction.
-
-- ``map_vs_bits_<dataset>_<dir>.png``: test mAP against code length, one line per method
-  (mean ± std over seeds);
-- ``pr_radius_<dataset>_<dir>_<bits>b.png``: precision against recall of Hamming-ball
-  retrieval, one point per radius 0..K, at the largest code length (mean over seeds);
-- ``precision_at_k_<dataset>_<dir>_<bits>b.png``: precision of the top K against K, at the
-  largest code length (mean over seeds).
-
-Deep methods are solid lines, classic baselines dashed.
-"""
+"""Figures of the table: mAP against bits, PR by Hamming radius, P@K, retrieval grids."""
 
 from __future__ import annotations
 
@@ -21,133 +11,96 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from hashrepro.data.base import from_spec  # noqa: E402
 from hashrepro.reporting.grid import Grid, slug  # noqa: E402
+from hashrepro.search.grid import draw_rows  # noqa: E402
 
 MARKERS = "osD^vP*Xhp<>"
 
 
-def _styles(methods: list[Any]) -> dict[str, dict[str, Any]]:
-    cmap = plt.get_cmap("tab10" if len(methods) <= 10 else "tab20")
-    return {
-        m.name: {
-            "color": cmap(i % cmap.N),
-            "marker": MARKERS[i % len(MARKERS)],
-            "linestyle": "-" if m.kind == "deep" else "--",
-        }
-        for i, m in enumerate(methods)
+def make_plots(grid: Grid, records: list[dict[str, Any]], out: Path) -> dict[str, Path]:
+    """Draw every figure under ``out/plots``; return ``{name: png path}``."""
+    plots: dict[str, Path] = {}
+    for paper in grid.papers:
+        cmap = plt.get_cmap("tab10")
+        styles = {}
+        for i, m in enumerate(paper.methods):
+            line = "-" if m.kind == "deep" else "--"
+            styles[m.name] = {"color": cmap(i % 10), "marker": MARKERS[i], "linestyle": line}
+        for ds in paper.datasets:
+            mine = [r for r in records if (r["paper"], r["dataset"]) == (paper.key, ds.name)]
+            for d in sorted({d for r in mine for d in r["metrics"]}):
+                tag, bits = f"{slug(ds.name)}_{d}", max(r["bits"] for r in mine)
+                top = [r for r in mine if r["bits"] == bits]
+                plots[f"map_vs_bits_{tag}"] = _figure(paper, mine, d, styles, "mAP", tag, out)
+                for what in ("pr_radius", "precision_at_k"):
+                    plots[f"{what}_{tag}_{bits}b"] = _figure(paper, top, d, styles, what, tag, out)
+                shown = sorted(top, key=lambda r: -r["metrics"][d]["mAP"])
+                shown = [r for r in shown if r["seed"] == 0]
+                pick = [r for r in shown if r["method"] == paper.proposed][:1]
+                pick += [r for r in shown if r["kind"] == "classic"][:1]
+                if pick and pick[0]["metrics"][d].get("query_index"):
+                    plots[f"retrieval_{tag}"] = retrieval_grid(ds, d, pick, out / "plots")
+    return plots
+
+
+def _figure(
+    paper: Any, records: list, direction: str, styles: dict, what: str, tag: str, out: Path
+) -> Path:
+    fig, ax = plt.subplots(figsize=(8.5, 4.8))
+    for m in paper.methods:
+        rs = [r["metrics"][direction] for r in records if r["method"] == m.name]
+        if not rs:
+            continue
+        if what == "mAP":
+            runs = [r for r in records if r["method"] == m.name]
+            bits = sorted({r["bits"] for r in runs})
+            vals = [[r["metrics"][direction]["mAP"] for r in runs if r["bits"] == b] for b in bits]
+            std = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals]
+            mean = [np.mean(v) for v in vals]
+            ax.errorbar(bits, mean, yerr=std, capsize=3, label=m.name, **styles[m.name])
+        else:
+            x, y = ("recall", "precision") if what == "pr_radius" else ("k", "precision")
+            xs, ys = (np.mean([r[what][c] for r in rs], axis=0) for c in (x, y))
+            ax.plot(xs, ys, label=m.name, **styles[m.name])
+    bits = max(r["bits"] for r in records)
+    labels = {
+        "mAP": ("code length (bits)", "tie-aware test mAP", "against code length"),
+        "pr_radius": ("recall (radius 0...K)", "precision", f"{bits} bits, PR by Hamming radius"),
+        "precision_at_k": ("K (log scale)", "precision@K", f"{bits} bits, precision of the top K"),
     }
-
-
-def _finish(fig: Any, ax: Any, path: Path, title: str) -> Path:
-    ax.set_title(title, fontsize=11)
+    xlabel, ylabel, title = labels[what]
+    ax.set_xscale("log" if what == "precision_at_k" else "linear")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{tag.replace('_', ' ')}: {title}")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, frameon=False)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    name = f"map_vs_bits_{tag}" if what == "mAP" else f"{what}_{tag}_{bits}b"
+    (path := out / "plots" / f"{name}.png").parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
 
 
-def _mean_curve(records: list[dict[str, Any]], direction: str, key: str, field: str) -> Any:
-    arrays = [np.asarray(r["metrics"][direction][key][field], dtype=float) for r in records]
-    return np.mean(arrays, axis=0)
+def retrieval_grid(dataset: Any, direction: str, records: list[dict], folder: Path) -> Path:
+    """Three test queries and their top-10 items for each record (one method each)."""
+    init = {k: v for k, v in dataset.data.get("init_args", {}).items() if k != "features"}
+    dm = from_spec({**dataset.data, "init_args": init}, split_dir=None)
+    data, mods = dm.data, {"i": "image", "t": "text"}
 
+    def item(i: int, modality: str) -> Any:
+        x = data.sources[modality][i]
+        texts = getattr(dm, "texts", None)  # the words of a text, when the dataset keeps them
+        if modality == "text" and texts:
+            return texts[i]
+        return f"text of class {int(np.argmax(data.labels[i]))}" if np.ndim(x) == 1 else x
 
-def make_plots(grid: Grid, records: list[dict[str, Any]], out: Path) -> dict[str, Path]:
-    """Draw every figure; return ``{name: png path}``."""
-    plots: dict[str, Path] = {}
-    seeds = f"{grid.seeds} seed{'s' if grid.seeds > 1 else ''}"
-    for paper in grid.papers:
-        styles = _styles(paper.methods)
-        for ds in paper.datasets:
-            mine = [r for r in records if r["paper"] == paper.key and r["dataset"] == ds.name]
-            directions = list(dict.fromkeys(d for r in mine for d in r["metrics"]))
-            for direction in directions:
-                tag = f"{slug(ds.name)}_{direction}"
-                plots[f"map_vs_bits_{tag}"] = _map_vs_bits(
-                    paper, ds.name, direction, mine, styles, seeds, out / "plots"
-                )
-                bits = max((r["bits"] for r in mine), default=None)
-                at_bits = [r for r in mine if r["bits"] == bits]
-                if not at_bits:
-                    continue
-                plots[f"pr_radius_{tag}_{bits}b"] = _pr_radius(
-                    paper, ds.name, direction, bits, at_bits, styles, seeds, out / "plots"
-                )
-                plots[f"precision_at_k_{tag}_{bits}b"] = _precision_at_k(
-                    paper, ds.name, direction, bits, at_bits, styles, seeds, out / "plots"
-                )
-    return plots
-
-
-def _by_method(paper: Any, records: list[dict[str, Any]]) -> list[tuple[Any, list[dict]]]:
-    out = []
-    for m in paper.methods:
-        rs = [r for r in records if r["method"] == m.name]
-        if rs:
-            out.append((m, rs))
-    return out
-
-
-def _map_vs_bits(
-    paper: Any, dataset: str, direction: str, records: list[dict], styles: dict, seeds: str,
-    folder: Path,
-) -> Path:  # fmt: skip
-    fig, ax = plt.subplots(figsize=(8.5, 4.8))
-    methods = _by_method(paper, records)
-    all_bits = sorted({r["bits"] for r in records})
-    step = 0.012 * (max(all_bits) - min(all_bits) or 1)  # spread the error bars of a column
-    for i, (m, rs) in enumerate(methods):
-        bits = sorted({r["bits"] for r in rs})
-        shift = (i - (len(methods) - 1) / 2) * step
-        vals = [[r["metrics"][direction]["mAP"] for r in rs if r["bits"] == b] for b in bits]
-        mean = [np.mean(v) for v in vals]
-        std = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals]
-        x = [b + shift for b in bits]
-        ax.errorbar(x, mean, yerr=std, label=m.name, capsize=3, markersize=5, **styles[m.name])
-    ax.set_xticks(all_bits)
-    ax.set_xlabel("code length (bits)")
-    ax.set_ylabel("test mAP")
-    title = f"{dataset} {direction}: test mAP against code length (mean ± std, {seeds})"
-    return _finish(fig, ax, folder / f"map_vs_bits_{slug(dataset)}_{direction}.png", title)
-
-
-def _pr_radius(
-    paper: Any, dataset: str, direction: str, bits: int, records: list[dict], styles: dict,
-    seeds: str, folder: Path,
-) -> Path:  # fmt: skip
-    fig, ax = plt.subplots(figsize=(8.5, 4.8))
-    for m, rs in _by_method(paper, records):
-        precision = _mean_curve(rs, direction, "pr_radius", "precision")
-        recall = _mean_curve(rs, direction, "pr_radius", "recall")
-        ax.plot(recall, precision, label=m.name, markersize=3, **styles[m.name])
-    ax.set_xlabel("recall (Hamming radius 0 ... K)")
-    ax.set_ylabel("precision")
-    ax.set_xlim(-0.02, 1.02)
-    ax.set_ylim(0, 1.02)
-    title = f"{dataset} {direction}, {bits} bits: precision-recall by Hamming radius ({seeds})"
-    name = f"pr_radius_{slug(dataset)}_{direction}_{bits}b.png"
-    return _finish(fig, ax, folder / name, title)
-
-
-def _precision_at_k(
-    paper: Any, dataset: str, direction: str, bits: int, records: list[dict], styles: dict,
-    seeds: str, folder: Path,
-) -> Path:  # fmt: skip
-    fig, ax = plt.subplots(figsize=(8.5, 4.8))
-    for m, rs in _by_method(paper, records):
-        ks = rs[0]["metrics"][direction]["precision_at_k"]["k"]
-        precision = _mean_curve(rs, direction, "precision_at_k", "precision")
-        ax.plot(ks, precision, label=m.name, markersize=5, **styles[m.name])
-    ax.set_xscale("log")
-    all_ks = sorted({k for _, rs in _by_method(paper, records)
-                     for k in rs[0]["metrics"][direction]["precision_at_k"]["k"]})  # fmt: skip
-    ax.set_xticks(all_ks, [str(k) for k in all_ks])
-    ax.minorticks_off()
-    ax.set_xlabel("K (top-K retrieved items, log scale)")
-    ax.set_ylabel("precision@K")
-    ax.set_ylim(0, 1.02)
-    title = f"{dataset} {direction}, {bits} bits: precision of the top K ({seeds})"
-    name = f"precision_at_k_{slug(dataset)}_{direction}_{bits}b.png"
-    return _finish(fig, ax, folder / name, title)
+    rows = []
+    for record in records:
+        figures = record["metrics"][direction]
+        for q, top in list(zip(figures["query_index"], figures["database_index"], strict=True))[:3]:
+            relevant = [bool((data.labels[q] * data.labels[j]).sum() > 0) for j in top]
+            query, items = item(q, mods[direction[0]]), [item(j, mods[direction[-1]]) for j in top]
+            rows.append((query, f"{record['method']}\nquery", items, relevant))
+    title = f"{dataset.name} {direction}: top-10 of test queries ({records[0]['bits']} bits)"
+    return draw_rows(rows, title, folder / f"retrieval_{slug(dataset.name)}_{direction}.png")

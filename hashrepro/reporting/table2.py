@@ -1,166 +1,186 @@
-"""Entry point of ``make reproduce-table2``: run the grid, then write tables, plots and W&B.
+"""``make reproduce-table2``: tune, run the grid, write tables, plots and W&B (see README.md).
 
-    python -m hashrepro.reporting                      # the full default grid (embedded data)
-    python -m hashrepro.reporting --quick              # 1 seed, fewer bits, 1-2 epochs
-    python -m hashrepro.reporting --data paper         # CIFAR-10, SVHN, MIRFlickr-25K files
-    python -m hashrepro.reporting --data benchmark     # Fashion-MNIST, Emoji (`make data`)
-    python -m hashrepro.reporting --full-budget        # the configs' own epochs (much longer)
-
-Outputs go to ``results/table2`` (``results/table2-quick`` with ``--quick``,
-``results/table2-full`` with ``--full-budget``): ``cells/`` (one
-JSON per finished run), ``table2.{md,csv,json}``, ``plots/*.png``, ``splits/``, ``logs/``,
-``wandb/``. Rerunning skips finished cells; ``--report-only`` rebuilds the outputs only.
-Exit status: 0 done, 1 a cell failed (the table shows what finished), 2 paper data missing,
-130 interrupted (Ctrl-C: one line; the cells in progress have their W&B runs tagged
-``interrupted``, finished cells are kept).
+Exit status: 0 done, 1 a task failed, 2 data missing, 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from hashrepro.reporting import tracking
-from hashrepro.reporting.aggregate import REPO, load_records, write_outputs
+from tqdm import tqdm
+
+from hashrepro.data.base import unreadable_datasets
+from hashrepro.reporting import launch
+from hashrepro.reporting.aggregate import REPO, provenance, write_outputs
 from hashrepro.reporting.grid import (
-    DATA_MODES,
     Grid,
-    MissingDataError,
-    check_paper_files,
+    classic_config,
+    deep_config,
+    fingerprint,
     load_grid,
+    study_id,
 )
 from hashrepro.reporting.plots import make_plots
-from hashrepro.reporting.runner import RunOptions, run_grid
-
-DEFAULT_GRID = "experiments/table2.yaml"
-
-
-def default_grid() -> Path:
-    """``experiments/table2.yaml`` of the working directory, else of the repository."""
-    here = Path(DEFAULT_GRID)
-    return here if here.exists() else REPO / DEFAULT_GRID
+from hashrepro.reporting.runner import run_cell
+from hashrepro.reporting.tune import tune, tuned
 
 
 def parser() -> argparse.ArgumentParser:
     """The command line."""
-    p = argparse.ArgumentParser(
-        prog="python -m hashrepro.reporting",
-        description="Run the Table 2 grid (resumable), then write tables, plots and W&B runs.",
-    )
-    p.add_argument("--grid", type=Path, default=None, help=f"grid YAML (default {DEFAULT_GRID})")
-    p.add_argument("--quick", action="store_true", help="the grid's quick section")
-    p.add_argument(
-        "--full-budget",
-        action="store_true",
-        help="train every deep cell for its configs' own epochs, not the grid's short budget",
-    )
-    p.add_argument("--data", choices=DATA_MODES, default="embedded")
-    p.add_argument("--out", type=Path, default=None, help="output folder")
-    p.add_argument("--seeds", type=int, default=None, help="number of seeds (0..N-1)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per run")
-    p.add_argument("--jobs", type=int, default=None, help="cells at a time (grid default)")
-    p.add_argument("--no-wandb", action="store_true", help="no W&B runs at all")
-    p.add_argument("--keep-going", action="store_true", help="record failing cells, go on")
-    p.add_argument("--keep-checkpoints", action="store_true", help="keep deep checkpoints")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
-    p.add_argument("--report-only", action="store_true", help="only rebuild the outputs")
+    p = argparse.ArgumentParser(prog="python -m hashrepro.reporting", description=__doc__)
+    add = p.add_argument
+    add("--grid", type=Path, default=REPO / "experiments/table2.yaml")
+    add("--quick", action="store_true", help="MNIST-5k and Multiple Features, 1 seed, no tuning")
+    add("--data", choices=("default", "paper"), default="default")
+    add("--out", type=Path, help="output folder (default results/table2[-quick|-paper])")
+    add("--seeds", type=int, help="seeds 0..N-1 (the grid's 3; 5 for more power)")
+    add("--trials", type=int, help="tuning trials per study (the grid's default)")
+    add("--jobs", type=int, help="tasks at a time on this machine")
+    add("--threads", type=int, help="torch threads per task")
+    add("--launcher", choices=("local", "slurm"), default="local")
+    add("--partition", help="SLURM partition")
+    add("--gpus", type=int, default=0, help="GPUs per SLURM job")
+    add("--cpus", type=int, default=4, help="CPUs per SLURM job")
+    add("--time", type=int, default=120, help="SLURM time limit per job (minutes)")
+    add("--dry-run", action="store_true", help="list the studies and cells (SLURM: their jobs)")
+    add("--report-only", action="store_true", help="only rebuild the outputs")
+    add("--no-wandb", action="store_true", help="no W&B runs")
+    add("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
+def cell_config(grid: Grid, cell: Any, out: Path) -> dict[str, Any] | None:
+    """A cell's resolved configuration; ``None`` for a deep cell whose study is still to run."""
+    if cell.method.kind == "classic":
+        return classic_config(grid, cell)
+    values = tuned(grid, out, cell.paper, cell.dataset, cell.method)
+    return None if values is None else deep_config(grid, cell, values)
+
+
+def record(out: Path, cell: Any, config: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The cell's record if it was run with this configuration."""
+    try:
+        found = json.loads((out / "cells" / f"{cell.id}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return found if config is not None and found.get("fingerprint") == fingerprint(config) else None
+
+
+def run(grid: Grid, out: Path, runner: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """Studies and classic cells, then deep cells; ``{ran, skipped, failed}``."""
+    summary: dict[str, Any] = {"ran": 0, "skipped": 0, "failed": {}}
+    extra = {k: v for k, v in provenance().items() if k in ("commit", "dirty")}
+    bar_format = "{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}] {postfix}"
+    bar = tqdm(desc=grid.name, disable=args.no_progress, file=sys.stderr, bar_format=bar_format)
+    units = {}  # a study costs about `trials` deep cells
+
+    def done(name: str, result: Any) -> None:  # a failure is reported, the grid goes on
+        bar.update(units[name])
+        if isinstance(result, BaseException):
+            summary["failed"][name] = f"{type(result).__name__}: {result}"
+            bar.write(f"{name} failed: {summary['failed'][name]} (see its log)", file=sys.stderr)
+        summary["ran"] += not isinstance(result, BaseException)
+        bar.set_postfix_str(f"{summary['ran']} done, last {name}", refresh=False)
+
+    def cells(kind: str) -> list[launch.Task]:
+        tasks = []
+        for cell in (c for c in grid.cells if c.method.kind == kind):
+            config = cell_config(grid, cell, out)
+            if config is None or record(out, cell, config) is not None:
+                summary["skipped"] += config is not None
+                continue
+            units[cell.id] = 1
+            args_ = (cell, config, fingerprint(config), out, grid.name, not args.no_wandb, extra)
+            tasks.append((cell.id, run_cell, args_))
+        return tasks
+
+    studies = [s for s in grid.studies if tuned(grid, out, *s) is None]
+    first = [(f"tune {study_id(*s)}", tune, (grid, *s, out)) for s in studies]
+    units.update({name: grid.trials for name, _, _ in first})
+    first += cells("classic")
+    deep = sum(c.method.kind == "deep" for c in grid.cells)
+    bar.total = sum(units.values()) + deep
+    try:
+        runner.run(first, done)
+        second = cells("deep")  # with their tuned values
+        bar.total -= deep - len(second)
+        runner.run(second, done)
+    finally:
+        bar.close()
+    return summary
+
+
 def report(grid: Grid, out: Path, use_wandb: bool) -> str:
-    """Tables and plots from the finished cells, and the summary W&B run; the markdown."""
-    records, _ = load_records(grid, out)
-    plots = make_plots(grid, records, out)
-    md, rows = write_outputs(grid, out, plots)
-    if tracking.wandb_enabled(use_wandb) and rows:
-        columns = list(rows[0])
-        table: list[list[Any]] = [[_cell_value(r[c]) for c in columns] for r in rows]
-        tracking.summary_run(
-            grid.wandb_project,
-            out / "wandb",
-            group=grid.name,
-            name=f"{grid.name}-{budget_name(grid)}-{grid.data_mode}",
-            config={"data": grid.data_mode, "quick": grid.quick, "seeds": grid.seeds,
-                    "budget": {p.key: p.budget for p in grid.papers}},
-            columns=columns,
-            rows=table,
-            images=plots,
-        )  # fmt: skip
+    """Tables, plots and the W&B summary run from the finished records; the markdown."""
+    found = {c.id: record(out, c, cell_config(grid, c, out)) for c in grid.cells}
+    records = {k: v for k, v in found.items() if v is not None}
+    log = out / "invocations.jsonl"
+    commits = sorted({r["commit"][:12] + "+dirty" * bool(r["dirty"]) for r in records.values()})
+    info = dict(grid=str(grid.path), mode=grid.mode, seeds=grid.seeds, trials=grid.trials)
+    info.update(protocol=grid.protocol, **provenance(), cell_commits=commits)
+    info.update(cells_finished=f"{len(records)}/{len(found)}")
+    info.update(missing_cells=[k for k, v in found.items() if v is None])
+    info.update(tuning=[json.loads(p.read_text()) for p in sorted(out.glob("tuning/*.json"))])
+    info.update(invocations=log.read_text().splitlines() if log.exists() else [])
+    plots = make_plots(grid, list(records.values()), out) if records else {}
+    md, rows = write_outputs(grid, out, records, info)
+    if use_wandb and os.environ.get("WANDB_MODE") != "disabled" and rows:
+        import wandb
+
+        mode = "online" if os.environ.get("WANDB_MODE") == "online" else "offline"
+        name, folder = f"{grid.name}-summary", str(out / "wandb")
+        run = wandb.init(project="hashrepro", dir=folder, mode=mode, name=name, job_type="table")
+        columns = [c for c in rows[0] if not isinstance(rows[0][c], list)]
+        table = wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
+        run.log({"table2": table, **{f"plots/{k}": wandb.Image(str(p)) for k, p in plots.items()}})
+        run.finish()
     return md
 
 
-def budget_name(grid: Grid) -> str:
-    """``quick``, ``short`` (the grid's table budget) or ``full`` (the configs' epochs)."""
-    return "quick" if grid.quick else "full" if grid.full_budget else "short"
-
-
-def _cell_value(value: Any) -> Any:
-    return ", ".join(map(str, value)) if isinstance(value, list) else value
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+    """Run the command line; the exit status."""
     args = parser().parse_args(argv)
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
-    grid_path = args.grid or default_grid()
-    if args.quick and args.full_budget:
-        parser().error("--quick and --full-budget exclude each other")
-    grid = load_grid(
-        grid_path, quick=args.quick, data=args.data, seeds=args.seeds, full_budget=args.full_budget
-    )
-    if args.threads is not None:
-        grid.torch_threads = args.threads
-    suffix = "-quick" if args.quick else "-full" if args.full_budget else ""
-    out = args.out or Path("results") / f"table2{suffix}"
-    if args.data != "embedded" and not args.report_only:
-        try:
-            check_paper_files(grid)
-        except MissingDataError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+    mode = "quick" if args.quick else args.data
+    grid = load_grid(args.grid, mode, seeds=args.seeds)
+    grid.trials = grid.trials if args.trials is None else args.trials
+    grid.jobs, grid.threads = args.jobs or grid.jobs, args.threads or grid.threads
+    out = args.out or Path("results") / ("table2" if mode == "default" else f"table2-{mode}")
+    runner: Any = launch.Local(grid.jobs, grid.threads, args.dry_run)
+    if args.launcher == "slurm":
+        slurm = (args.partition, args.gpus, args.cpus, args.time, args.dry_run)
+        runner = launch.Slurm(out / "slurm", *slurm)
     if args.dry_run:
-        for cell in grid.cells:
-            print(cell.cell_id)
-        print(f"{len(grid.cells)} cells", file=sys.stderr)
+        tasks = [(f"tune {study_id(*s)}", tune, ()) for s in grid.studies]
+        runner.run(tasks + [(c.id, run_cell, ()) for c in grid.cells], print)
+        print(f"{len(grid.studies)} tuning studies, {len(grid.cells)} cells", file=sys.stderr)
         return 0
-    status = 0
+    out.mkdir(parents=True, exist_ok=True)
+    status, t0 = 0, time.time()  # 1 when a task failed
     if not args.report_only:
-        opts = RunOptions(
-            out=out,
-            wandb=not args.no_wandb,
-            keep_going=args.keep_going,
-            keep_checkpoints=args.keep_checkpoints,
-            progress=not args.no_progress,
-        )
+        problems = unreadable_datasets({d.name: d.data for p in grid.papers for d in p.datasets})
+        if problems:
+            problems.insert(0, f"error: {len(problems)} dataset(s) cannot be read; nothing was run")
+            print("\n".join(problems), file=sys.stderr)
+            return 2
         try:
-            summary = run_grid(grid, opts, jobs=args.jobs or grid.jobs)
+            summary = run(grid, out, runner, args)
         except KeyboardInterrupt:
-            done = len(load_records(grid, out)[0])
-            print(
-                f"interrupted: {done} finished cells are kept in {out}/cells; rerun to resume",
-                file=sys.stderr,
-            )
+            kept = f"{len(list(out.glob('cells/*.json')))} finished cells are kept in {out}/cells"
+            print(f"interrupted: {kept}; rerun to resume", file=sys.stderr)
             return 130
-        except RuntimeError as err:
-            print(f"error: {err}", file=sys.stderr)
-            status = 1
-        else:
-            status = 1 if summary.failed else 0
-            print(
-                f"{grid.name}: ran {len(summary.ran)}, skipped {len(summary.skipped)}, failed "
-                f"{len(summary.failed)} cells in {summary.wall_s / 60:.1f} min wall, "
-                f"{summary.cpu_s / 60:.1f} min CPU",
-                file=sys.stderr,
-            )
+        line = {"finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"), "jobs": grid.jobs, **summary}
+        line.update(wall_min=round((time.time() - t0) / 60, 1), threads=grid.threads)
+        with (out / "invocations.jsonl").open("a") as f:
+            f.write(json.dumps(line) + "\n")
+        status = int(bool(summary["failed"]))
     print(report(grid, out, not args.no_wandb))
     print(f"outputs: {out}/table2.md, table2.csv, table2.json, plots/", file=sys.stderr)
     return status
-
-
-if __name__ == "__main__":
-    sys.exit(main())

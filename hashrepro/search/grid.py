@@ -64,3 +64,45 @@ def draw_grid(
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _panel(ax: Any, item: Any, title: str = "", frame: str | None = None) -> None:
+    """One item: a picture, or the words of a text (a vector's size)."""
+    image = displayable(item)
+    if image is None:
+        text = item if isinstance(item, str) else f"{np.asarray(item).size}-d features"
+        ax.text(0.5, 0.5, "\n".join(textwrap.wrap(text, 16)[:6]), ha="center", va="center",
+                fontsize=6, transform=ax.transAxes)  # fmt: skip
+    else:
+        ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0.0, vmax=1.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=7)
+    for spine in ax.spines.values():
+        spine.set(edgecolor=frame or "white", linewidth=2.5 if frame else 0)
+
+
+def draw_rows(
+    rows: list[tuple[Any, str, list[Any], list[bool]]], title: str, path: str | Path
+) -> Path:
+    """Draw one row per query, ``(query, its title, items, relevant flags)``, into a PNG.
+
+    Items are framed green (relevant) or red.
+    """
+    path = Path(path)
+    cols = 1 + max(len(items) for _, _, items, _ in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.25 * cols, 1.4 * len(rows)), squeeze=False)
+    for ax_row, (query, name, items, relevant) in zip(axes, rows, strict=True):
+        for ax in ax_row:
+            ax.axis("off")
+        _panel(ax_row[0], query, name)
+        ax_row[0].axis("on")
+        for ax, item, ok in zip(ax_row[1:], items, relevant, strict=False):
+            _panel(ax, item, frame="green" if ok else "red")
+            ax.axis("on")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
