@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
+import pydoc
 import re
 from dataclasses import dataclass, field, fields
 from itertools import product
@@ -197,8 +197,6 @@ def fingerprint(config: dict[str, Any]) -> str:
 
 def import_object(name: str, default_module: str) -> Any:
     """``Name`` from ``default_module``, or any ``package.module.Name``."""
-    module, _, attr = name.rpartition(".")
-    found = getattr(importlib.import_module(module or default_module), attr, None)
-    if found is None:
-        raise ValueError(f"{module or default_module} has no {attr!r}")
+    if (found := pydoc.locate(name if "." in name else f"{default_module}.{name}")) is None:
+        raise ValueError(f"cannot import {name!r} (nor from {default_module})")
     return found

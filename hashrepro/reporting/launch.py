@@ -37,11 +37,7 @@ def _call(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
 
 
 class Local:
-    """Tasks on this machine, ``jobs`` at a time (one: in this process), ``threads`` each.
-
-    Ctrl-C reaches the workers: each closes the task it is in (a deep cell's W&B run is
-    tagged ``interrupted``) and starts no other.
-    """
+    """Tasks here, ``jobs`` at a time (one: in this process); Ctrl-C closes the running ones."""
 
     def __init__(self, jobs: int = 1, threads: int | None = None, dry_run: bool = False) -> None:
         self.jobs, self.threads, self.dry_run = max(1, jobs), threads, dry_run

@@ -92,6 +92,8 @@ def run(grid: Grid, out: Path, runner: Any, args: argparse.Namespace) -> dict[st
         tasks = []
         for cell in (c for c in grid.cells if c.method.kind == kind):
             config = cell_config(grid, cell, out)
+            if config is None:
+                summary["failed"][cell.id] = "not run: its tuning study has no result"
             if config is None or record(out, cell, config) is not None:
                 summary["skipped"] += config is not None
                 continue

@@ -18,7 +18,11 @@ from hashrepro.reporting.runner import logged, place, write_json
 def settings(paper: Paper, method: Method, grid: Grid) -> dict[str, Any]:
     """What a study's result depends on besides the code (a change reruns the study)."""
     keys = ("tune_bits", "max_epochs", "patience")
-    return {"search": method.search, "trials": grid.trials, **{k: getattr(paper, k) for k in keys}}
+    return {
+        "search": method.search,
+        "n_trials": grid.trials,
+        **{k: getattr(paper, k) for k in keys},
+    }
 
 
 def trial_score(grid: Grid, cell: Cell, values: dict[str, Any], out: Path, trial: Any) -> float:
