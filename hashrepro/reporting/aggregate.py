@@ -144,7 +144,7 @@ def write_outputs(grid: Grid, out: Path, records: dict, info: dict) -> tuple[str
         writer.writerows(rows)
     lines = [f"# {grid.name} (data: {grid.mode}, {grid.seeds} seed(s))\n", LEGEND, ""]
     lines += [markdown_tables(grid, rows), "\n## Protocol\n", grid.protocol]
-    lines += ["\n## Tuning (validation only)\n"]
+    lines += ["\n## Tuning (validation only)\n"] + ["none (trials: 0)"] * (not info["tuning"])
     for t in info["tuning"]:
         best = t.get("best") or {"params": {}, "value": float("nan")}
         values = ", ".join(f"`{k.split('.')[-1]}` = {v:.3g}" for k, v in best["params"].items())

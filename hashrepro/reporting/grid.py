@@ -63,11 +63,6 @@ class Paper:
     methods: list[Method]
     patience: int = 5
 
-    @property
-    def grid(self) -> tuple[list[Dataset], list[Method], list[int]]:
-        """Its datasets, methods and code lengths (a cell takes one of each, and a seed)."""
-        return self.datasets, self.methods, self.bits
-
 
 @dataclass(frozen=True)
 class Cell:
@@ -105,8 +100,8 @@ class Grid:
     @property
     def cells(self) -> list[Cell]:
         """Every cell, by paper, dataset, seed, method and bits."""
-        combos = product(self.papers, range(self.seeds))
-        return [Cell(p, d, m, b, s) for p, s in combos for d, m, b in product(*p.grid)]
+        runs = product(self.papers, range(self.seeds))
+        return [Cell(p, *dmb, s) for p, s in runs for dmb in product(p.datasets, p.methods, p.bits)]
 
     @property
     def studies(self) -> list[tuple[Paper, Dataset, Method]]:
@@ -123,12 +118,18 @@ def study_id(paper: Paper, dataset: Dataset, method: Method) -> str:
 def _make(cls: type, raw: dict[str, Any], **extra: Any) -> Any:
     """A dataclass from the YAML keys that name its fields."""
     names = {f.name for f in fields(cls)}
-    return cls(**{**{k: v for k, v in raw.items() if k in names}, **extra})
+    try:
+        return cls(**{**{k: v for k, v in raw.items() if k in names}, **extra})
+    except TypeError as e:  # a required key is missing
+        reason = str(e).split(") ", 1)[-1]
+        raise ValueError(f"a {cls.__name__.lower()} entry of the grid: {reason}") from None
 
 
 def load_grid(path: str | Path, mode: str = "default", seeds: int | None = None) -> Grid:
     """Read a grid YAML; ``mode`` picks the datasets (and, for ``quick``, the quick settings)."""
     path, quick = Path(path), mode == "quick"
+    if not path.is_file():
+        raise ValueError(f"{path}: no such grid file (a YAML like experiments/table2.yaml)")
     raw = yaml.safe_load(path.read_text())
     if mode not in MODES or not isinstance(raw, dict) or "papers" not in raw:
         raise ValueError(f"{path}: need a grid with 'papers' and a mode in {MODES}, got {mode!r}")

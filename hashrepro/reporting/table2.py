@@ -1,7 +1,4 @@
-"""``make reproduce-table2``: tune, run the grid, write tables, plots and W&B (see README.md).
-
-Exit status: 0 done, 1 a task failed, 2 data missing, 130 interrupted.
-"""
+"""Table 2 (see README.md); exit status 0 done, 1 a task failed, 2 bad input, 130 interrupted."""
 
 from __future__ import annotations
 
@@ -13,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from tqdm import tqdm
 
 from hashrepro.data.base import unreadable_datasets
@@ -151,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_SILENT", "true")
     mode = "quick" if args.quick else args.data
-    grid = load_grid(args.grid, mode, seeds=args.seeds)
+    try:
+        grid = load_grid(args.grid, mode, seeds=args.seeds)
+    except (OSError, ValueError, yaml.YAMLError) as e:
+        parser().error(str(e))  # one line, exit status 2
     grid.trials = grid.trials if args.trials is None else args.trials
     grid.jobs, grid.threads = args.jobs or grid.jobs, args.threads or grid.threads
     out = args.out or Path("results") / ("table2" if mode == "default" else f"table2-{mode}")
@@ -164,7 +165,6 @@ def main(argv: list[str] | None = None) -> int:
         runner.run(tasks + [(c.id, run_cell, ()) for c in grid.cells], print)
         print(f"{len(grid.studies)} tuning studies, {len(grid.cells)} cells", file=sys.stderr)
         return 0
-    out.mkdir(parents=True, exist_ok=True)
     status, t0 = 0, time.time()  # 1 when a task failed
     if not args.report_only:
         problems = unreadable_datasets({d.name: d.data for p in grid.papers for d in p.datasets})
@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             problems.insert(0, f"error: {len(problems)} dataset(s) cannot be read; nothing was run")
             print("\n".join(problems), file=sys.stderr)
             return 2
+        out.mkdir(parents=True, exist_ok=True)
         try:
             summary = run(grid, out, runner, args)
         except KeyboardInterrupt:
