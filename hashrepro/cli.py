@@ -94,6 +94,11 @@ def condense(message: str, options: list[str]) -> str:
         return f"{lines[0]}{hint}"
     noise = ("Subtypes:", "Errors:", "Given value", "Does not validate", "Expected a <class")
     details = [ln for ln in lines if not ln.startswith(noise) and "Parser key" not in ln]
+    types = re.findall(r"Expected a <class '(\w+)'>", message)
+    given = re.search(r"Given value: (.*)", message)
+    if not details and types:  # a value of the wrong type: the types it may have, and the value
+        expected = " or ".join(types).replace("NoneType", "null")
+        details = [f"expected {expected}" + (f", got {given.group(1)!r}" if given else "")]
     detail = details[-1] if details else (lines[0] if lines else message)
     if not keys:
         return detail

@@ -69,6 +69,7 @@ def test_each_run_gets_its_own_directory(repo: Path, in_tmp: Path) -> None:
         (["--data.class_path", "Fashion"], "unknown data class 'Fashion'; available: "),
         (["--model.init_args.hash_layer", "binary"], "model.init_args.hash_layer: Expected"),
         (["--model.init_args.num_bits", "0"], "num_bits must be >= 1, got 0"),
+        (["--trainer.max_epochs", "abc"], "trainer.max_epochs: expected int or null, got 'abc'"),
         (["--data.init_args.num_query", "7"], "num_query=7 is not divisible by the 10 classes"),
     ],
 )
