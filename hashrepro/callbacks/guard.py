@@ -22,10 +22,17 @@ class DivergenceError(RuntimeError):
 
 
 def learning_rates(trainer: pl.Trainer) -> str:
-    """The current learning rate(s) of the trainer's optimizers, e.g. ``"0.001"``."""
-    rates = [g["lr"] for opt in trainer.optimizers for g in opt.param_groups if "lr" in g]
-    distinct = list(dict.fromkeys(rates))
-    return ", ".join(f"{r:g}" for r in distinct) or "unknown"
+    """The current learning rate(s) of the trainer's optimizers, e.g. ``"0.001"``.
+
+    A scheduled rate also names the initial one (``"0 (initial 1e+06)"``).
+    """
+    groups = [g for opt in trainer.optimizers for g in opt.param_groups if "lr" in g]
+    rates = [
+        f"{g['lr']:g}"
+        + (f" (initial {g['initial_lr']:g})" if g.get("initial_lr", g["lr"]) != g["lr"] else "")
+        for g in groups
+    ]
+    return ", ".join(dict.fromkeys(rates)) or "unknown"
 
 
 def step_loss(outputs: Any) -> torch.Tensor | None:
