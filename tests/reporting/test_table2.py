@@ -278,8 +278,8 @@ def test_reporting_is_small_and_acyclic() -> None:
 def test_repository_grid_expands_to_the_whole_table() -> None:
     grid = load_grid(ROOT / "experiments/table2.yaml")
     assert grid.seeds == 3 and grid.trials == 8
-    assert sum(c.method.kind == "deep" for c in grid.cells) == 3 * (5 * 4 + 2 * 4 * 3)
-    assert len(grid.studies) == 5 + 2 * 4  # every deep method, per dataset
+    assert sum(c.method.kind == "deep" for c in grid.cells) == 3 * (5 * 4 + 2 * 5 * 3)
+    assert len(grid.studies) == 5 + 2 * 5  # every deep method, per dataset
     for paper in grid.papers:
         cell = next(c for c in grid.cells if c.paper is paper and c.method.kind == "deep")
         assert deep_config(grid, cell)["trainer"]["max_epochs"] == paper.max_epochs
