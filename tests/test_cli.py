@@ -203,3 +203,17 @@ def test_print_config_leaves_linked_values_out(repo: Path, capsys: pytest.Captur
     assert "class_path: hashrepro.models.ReconstructHashing" in out
     assert "CosineAnnealingLR" in out and "max_epochs: 100" in out
     assert "num_items" not in out and "T_max" not in out
+
+
+def test_checkpoint_of_a_model_without_linked_arguments_validates(repo: Path, in_tmp: Path):
+    """HashCNN takes no ``num_train`` (a link for DPSH): ``--ckpt_path`` must still work."""
+    config = str(repo / "experiments/hashcnn_mnist5k.yaml")
+    argv = ["--config", config, "--data", "Digits", *FAST, "--trainer.enable_progress_bar", "false"]
+    short = ["--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2"]
+    cli = main(["fit", *argv, *short, "--test_after_fit", "false"])
+    ckpt = cli.trainer.checkpoint_callback.best_model_path
+    hparams = torch.load(ckpt, weights_only=True, map_location="cpu")["hyper_parameters"]
+    assert "num_train" not in hparams and hparams["num_bits"] == 48
+    val = main(["validate", *argv, "--ckpt_path", ckpt])
+    score = cli.trainer.checkpoint_callback.best_model_score
+    assert float(val.trainer.callback_metrics["val/mAP"]) == pytest.approx(float(score))

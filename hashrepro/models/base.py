@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import lightning.pytorch as pl
@@ -44,6 +45,19 @@ class HashingModule(pl.LightningModule):
         self.variant = variant
         self.optimizer = optimizer
         self.scheduler = scheduler
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep only the hyperparameters ``__init__`` takes.
+
+        LightningCLI records the value of every link (``num_train``, ``num_items``) among the
+        hyperparameters, also where the model has no such argument; read back by ``validate``,
+        ``test`` or ``predict --ckpt_path`` they would be unexpected arguments.
+        """
+        params = inspect.signature(type(self).__init__).parameters
+        hparams = checkpoint.get("hyper_parameters")
+        if hparams and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            for key in [k for k in hparams if not k.startswith("_") and k not in params]:
+                del hparams[key]
 
     def encode(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Real-valued codes per modality present in ``batch``: ``{modality: (B, K)}``."""
