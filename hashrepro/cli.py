@@ -416,6 +416,9 @@ def quiet_third_party() -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropTips())
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
     warnings.filterwarnings("ignore", message=r".*LightningCLI's args parameter is intended.*")
+    # every run has its own directory, so a checkpoint read by validate/test/predict always
+    # comes from another one
+    warnings.filterwarnings("ignore", message=r"The dirpath has changed from .*")
 
 
 def main(args: list[str] | None = None) -> Any:
