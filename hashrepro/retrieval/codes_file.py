@@ -69,15 +69,22 @@ class CodesFile:
         return self.codes[modality]
 
 
-def write_codes(path: str | Path, codes: CodesFile) -> Path:
-    """Write ``codes`` to ``path`` (``.npz`` appended if missing), atomically."""
+def save_npz(path: str | Path, **arrays: Any) -> Path:
+    """Write ``arrays`` to ``path`` (``.npz`` appended if missing) through a temporary file."""
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(
-        tmp,
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+    return path
+
+
+def write_codes(path: str | Path, codes: CodesFile) -> Path:
+    """Write ``codes`` to ``path`` (``.npz`` appended if missing), atomically."""
+    return save_npz(
+        path,
         format=FORMAT,
         n_bits=codes.n_bits,
         modalities=np.array(codes.modalities),
@@ -87,8 +94,6 @@ def write_codes(path: str | Path, codes: CodesFile) -> Path:
         meta=json.dumps(codes.meta, sort_keys=True, default=str),
         **{f"codes_{m}": c for m, c in codes.codes.items()},
     )
-    tmp.replace(path)
-    return path
 
 
 def read_codes(path: str | Path) -> CodesFile:

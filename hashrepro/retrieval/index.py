@@ -43,6 +43,7 @@ from hashrepro.retrieval.codes import (
     pack_codes,
     use_numpy,
 )
+from hashrepro.retrieval.codes_file import read_codes, save_npz
 
 BACKENDS = ("exact", "faiss", "mih")
 FORMAT = "hashrepro-index-v1"
@@ -107,8 +108,6 @@ class HammingIndex:
         cls, path: str | Path, modality: str | None = None, **kwargs
     ) -> HammingIndex:
         """An index of the codes in a ``hashrepro predict`` file (see :mod:`..codes_file`)."""
-        from hashrepro.retrieval.codes_file import read_codes
-
         codes = read_codes(path)
         return cls.from_codes(codes.packed(modality), codes.n_bits, **kwargs)
 
@@ -325,21 +324,14 @@ class HammingIndex:
     # ----------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
         """Write the codes and settings to a ``.npz`` file (written atomically)."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_name(path.name + ".npz")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(
-            tmp,
+        return save_npz(
+            path,
             format=FORMAT,
             packed=_np(self._packed),
             n_bits=self.n_bits,
             backend=self.backend,
             nhash=self.nhash or 0,
         )
-        tmp.replace(path)
-        return path
 
     @classmethod
     def load(cls, path: str | Path, **overrides) -> HammingIndex:
